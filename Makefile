@@ -1,0 +1,143 @@
+# eeinfer build. `make` builds everything into build/; `make test` runs the
+# whole suite (unit tier under ASan/UBSan on synthetic models, model tier on
+# the real SmolLM2 file checked against independent Python references).
+#
+# Every target that needs system packages, the model or the Python test
+# venv depends on the stamp that installs it, so a fresh machine needs no
+# manual step.
+
+CC      ?= cc
+ARCH    ?= -march=native
+PKGS     = openblas jansson libsodium
+CHECK    = check
+WARN     = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CSTD     = -std=c11 -D_GNU_SOURCE
+OPT     ?= -O3 $(ARCH) -fno-math-errno -fno-trapping-math
+DBG      = -g
+BUILD    = build
+STAMP    = .cache/stamps
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags $(CHECK) 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs $(CHECK) 2>/dev/null)
+
+CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore $(PKG_CFLAGS) -pthread
+CFLAGS  = $(CFLAGS_COMMON) $(OPT)
+LDLIBS  = $(PKG_LIBS) -lm -pthread
+SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+CORE_SRC  = $(wildcard core/*.c)
+CORE_OBJ  = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+CORE_SOBJ = $(CORE_SRC:%.c=$(BUILD)/san/%.o)
+LIBCORE   = $(BUILD)/lib/libeecore.a
+LIBCORE_SAN = $(BUILD)/lib/libeecore-san.a
+
+MODEL_CLI_SRC = $(wildcard tools/ee_model/*.c)
+MODEL_CLI_OBJ = $(MODEL_CLI_SRC:%.c=$(BUILD)/obj/%.o)
+
+TEST_COMMON_SRC = $(wildcard tests/common/*.c)
+UNIT_SRC  = $(wildcard tests/unit/*.c)
+MODEL_TEST_SRC = $(wildcard tests/model/*.c)
+
+BINS = $(BUILD)/bin/ee-model
+
+MODEL_NAME = SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL      = .cache/models/$(MODEL_NAME)
+VENV       = .cache/venv
+PY         = $(VENV)/bin/python
+
+.PHONY: all deps model venv test test-unit test-model demo bench clean distclean
+
+all: $(BINS)
+
+# ---- setup ---------------------------------------------------------------
+deps: $(STAMP)/deps
+$(STAMP)/deps: scripts/install-deps.sh
+	bash scripts/install-deps.sh
+	@mkdir -p $(STAMP) && touch $@
+
+model: $(MODEL)
+$(MODEL): scripts/fetch-model.sh models.sha256 | $(STAMP)/venv
+	bash scripts/fetch-model.sh
+
+venv: $(STAMP)/venv
+$(STAMP)/venv: scripts/setup-venv.sh tests/ref/requirements.txt | $(STAMP)/deps
+	bash scripts/setup-venv.sh
+	@mkdir -p $(STAMP) && touch $@
+
+# ---- library and binaries ------------------------------------------------
+$(BUILD)/obj/%.o: %.c | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/san/%.o: %.c | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(SAN) $(CHECK_CFLAGS) -Itests/common -MMD -MP -c $< -o $@
+
+$(LIBCORE): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBCORE_SAN): $(CORE_SOBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- tests ---------------------------------------------------------------
+# Each test file defines one or more `Suite *suite_NAME(void)`; the runner's
+# suite list is generated from them so files never edit a shared list.
+$(BUILD)/gen/%-suites.h: $(UNIT_SRC) $(MODEL_TEST_SRC)
+	@mkdir -p $(dir $@)
+	@grep -ho 'Suite \*suite_[a-z0-9_]*(void)' $(if $(filter unit,$*),$(UNIT_SRC),$(MODEL_TEST_SRC)) \
+	  | sed 's/Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' | sort -u > $@.tmp && mv $@.tmp $@
+
+UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/san/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/san/%.o)
+MODEL_TOBJ = $(MODEL_TEST_SRC:%.c=$(BUILD)/tobj/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/tobj/%.o)
+
+$(BUILD)/tobj/%.o: %.c | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/common -MMD -MP -c $< -o $@
+
+$(BUILD)/san/tests/runner-unit.o: tests/runner.c $(BUILD)/gen/unit-suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"unit-suites.h"' -c $< -o $@
+
+$(BUILD)/tobj/tests/runner-model.o: tests/runner.c $(BUILD)/gen/model-suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"model-suites.h"' -c $< -o $@
+
+$(BUILD)/bin/test-unit: $(BUILD)/san/tests/runner-unit.o $(UNIT_OBJ) $(LIBCORE_SAN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+test: test-unit test-model
+
+test-unit: $(BUILD)/bin/test-unit $(BINS) | $(STAMP)/venv
+	EE_PY=$(PY) EE_BIN=$(BUILD)/bin ASAN_OPTIONS=detect_leaks=1 $(BUILD)/bin/test-unit
+
+test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) | $(STAMP)/venv
+	bash tests/ref/make-refs.sh $(PY) $(MODEL) $(BUILD)/ref
+	EE_PY=$(PY) EE_BIN=$(BUILD)/bin EE_MODEL=$(MODEL) EE_REF=$(BUILD)/ref $(BUILD)/bin/test-model
+
+# ---- demo and bench ------------------------------------------------------
+demo: $(BINS) $(MODEL)
+	bash scripts/demo.sh
+
+bench: $(BINS) $(MODEL) | $(STAMP)/venv
+	$(PY) bench/bench_engine.py --model $(MODEL) --bin $(BUILD)/bin/ee-model
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf .cache
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
