@@ -10,7 +10,7 @@ CC      ?= cc
 ARCH    ?= -march=native
 PKGS     = openblas jansson libsodium
 CHECK    = check
-WARN     = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+WARN     = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 CSTD     = -std=c11 -D_GNU_SOURCE
 OPT     ?= -O3 $(ARCH) -fno-math-errno -fno-trapping-math
 DBG      = -g

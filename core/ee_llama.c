@@ -1,0 +1,429 @@
+/* Llama forward pass. Read section by section:
+ *   1. hyperparameters and weight loading (validated against the file)
+ *   2. KV cache
+ *   3. scratch buffers
+ *   4. forward: embed -> layers (norm, qkv, rope, attention, out, norm, MLP)
+ *      -> final norm -> LM head */
+#include "ee_llama.h"
+
+#include "ee_ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- 1. hyperparameters and weights ------------------------------------ */
+
+static int get_pos_u32(const ee_gguf *g, const char *key, int *out, ee_err *err) {
+    uint32_t v;
+    if (ee_gguf_get_u32(g, key, &v, err) != 0) return -1;
+    if (v == 0 || v > (1u << 24))
+        return ee_err_set(err, "metadata %s = %u is out of range", key, v);
+    *out = (int)v;
+    return 0;
+}
+
+int ee_llama_read_hparams(const ee_gguf *g, ee_llama_hparams *hp, ee_err *err) {
+    memset(hp, 0, sizeof *hp);
+    const char *arch = ee_gguf_get_str(g, "general.architecture", err);
+    if (!arch) return -1;
+    if (strcmp(arch, "llama") != 0)
+        return ee_err_set(err, "unsupported architecture '%s' (this engine runs 'llama')",
+                          arch);
+    if (get_pos_u32(g, "llama.embedding_length", &hp->n_embd, err) ||
+        get_pos_u32(g, "llama.block_count", &hp->n_layer, err) ||
+        get_pos_u32(g, "llama.attention.head_count", &hp->n_head, err) ||
+        get_pos_u32(g, "llama.feed_forward_length", &hp->n_ff, err) ||
+        get_pos_u32(g, "llama.context_length", &hp->n_ctx_train, err))
+        return -1;
+    hp->n_head_kv = hp->n_head;
+    if (ee_gguf_find_kv(g, "llama.attention.head_count_kv") &&
+        get_pos_u32(g, "llama.attention.head_count_kv", &hp->n_head_kv, err))
+        return -1;
+    if (hp->n_embd % hp->n_head != 0)
+        return ee_err_set(err, "embedding_length %d is not a multiple of head_count %d",
+                          hp->n_embd, hp->n_head);
+    if (hp->n_head % hp->n_head_kv != 0)
+        return ee_err_set(err, "head_count %d is not a multiple of head_count_kv %d",
+                          hp->n_head, hp->n_head_kv);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    hp->n_rot = hp->head_dim;
+    if (ee_gguf_find_kv(g, "llama.rope.dimension_count") &&
+        get_pos_u32(g, "llama.rope.dimension_count", &hp->n_rot, err))
+        return -1;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
+        return ee_err_set(err, "rope.dimension_count %d invalid for head dim %d",
+                          hp->n_rot, hp->head_dim);
+    hp->rope_theta = 10000.0f;
+    if (ee_gguf_find_kv(g, "llama.rope.freq_base") &&
+        ee_gguf_get_f32(g, "llama.rope.freq_base", &hp->rope_theta, err))
+        return -1;
+    if (!(hp->rope_theta > 1.0f))
+        return ee_err_set(err, "rope.freq_base %g is invalid", hp->rope_theta);
+    if (ee_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &hp->norm_eps, err))
+        return -1;
+    if (!(hp->norm_eps > 0.0f && hp->norm_eps < 1.0f))
+        return ee_err_set(err, "layer_norm_rms_epsilon %g is invalid", hp->norm_eps);
+    const ee_gguf_tensor *te = ee_gguf_find_tensor(g, "token_embd.weight");
+    if (!te) return ee_err_set(err, "tensor 'token_embd.weight' is missing");
+    if (te->n_dims != 2 || te->ne[1] > (1u << 24))
+        return ee_err_set(err, "tensor 'token_embd.weight' has an invalid shape");
+    hp->n_vocab = (int)te->ne[1];
+    return 0;
+}
+
+ee_llama_model *ee_llama_load(const ee_gguf *g, const ee_llama_load_opts *opts,
+                              ee_err *err) {
+    bool to_f32 = !(opts && opts->keep_quantized);
+    ee_llama_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        ee_err_set(err, "out of memory");
+        return NULL;
+    }
+    if (ee_llama_read_hparams(g, &m->hp, err) != 0) goto fail;
+    const ee_llama_hparams *hp = &m->hp;
+    const int d = hp->n_embd, qd = hp->n_head * hp->head_dim,
+              kvd = hp->n_head_kv * hp->head_dim;
+    if (ee_mat_load(&m->tok_embd, g, "token_embd.weight", d, hp->n_vocab, to_f32, err))
+        goto fail;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        ee_err_set(err, "out of memory");
+        goto fail;
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        ee_llama_layer *L = &m->layers[l];
+        char name[96];
+#define LOAD_MAT(field, suffix, cols, rows)                                       \
+    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                   \
+    if (ee_mat_load(&L->field, g, name, cols, rows, to_f32, err)) goto fail;
+#define LOAD_VEC(field, suffix)                                                   \
+    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                   \
+    if (ee_vec_load(&L->field, g, name, d, err)) goto fail;
+        LOAD_VEC(attn_norm, "attn_norm");
+        LOAD_MAT(wq, "attn_q", d, qd);
+        LOAD_MAT(wk, "attn_k", d, kvd);
+        LOAD_MAT(wv, "attn_v", d, kvd);
+        LOAD_MAT(wo, "attn_output", qd, d);
+        LOAD_VEC(ffn_norm, "ffn_norm");
+        LOAD_MAT(w_gate, "ffn_gate", d, hp->n_ff);
+        LOAD_MAT(w_up, "ffn_up", d, hp->n_ff);
+        LOAD_MAT(w_down, "ffn_down", hp->n_ff, d);
+#undef LOAD_MAT
+#undef LOAD_VEC
+    }
+    if (ee_vec_load(&m->out_norm, g, "output_norm.weight", d, err)) goto fail;
+    if (ee_gguf_find_tensor(g, "output.weight")) {
+        if (ee_mat_load(&m->output, g, "output.weight", d, hp->n_vocab, to_f32, err))
+            goto fail;
+        m->tied = false;
+    } else {
+        m->output = m->tok_embd;
+        m->output.owned = false; /* the view never frees tok_embd's buffer */
+        m->tied = true;
+    }
+    return m;
+fail:
+    ee_llama_free(m);
+    return NULL;
+}
+
+void ee_llama_free(ee_llama_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int l = 0; l < m->hp.n_layer; l++) {
+            ee_llama_layer *L = &m->layers[l];
+            free(L->attn_norm);
+            free(L->ffn_norm);
+            ee_mat_free(&L->wq);
+            ee_mat_free(&L->wk);
+            ee_mat_free(&L->wv);
+            ee_mat_free(&L->wo);
+            ee_mat_free(&L->w_gate);
+            ee_mat_free(&L->w_up);
+            ee_mat_free(&L->w_down);
+        }
+        free(m->layers);
+    }
+    if (!m->tied) ee_mat_free(&m->output);
+    ee_mat_free(&m->tok_embd);
+    free(m->out_norm);
+    free(m);
+}
+
+/* ---- 2. KV cache ---------------------------------------------------------- */
+
+ee_kv_cache *ee_kv_cache_new(const ee_llama_model *m, int n_ctx, ee_err *err) {
+    if (n_ctx <= 0 || n_ctx > m->hp.n_ctx_train) {
+        ee_err_set(err, "context size %d is out of range (1..%d)", n_ctx,
+                   m->hp.n_ctx_train);
+        return NULL;
+    }
+    ee_kv_cache *c = calloc(1, sizeof *c);
+    if (!c) goto oom;
+    c->n_ctx = n_ctx;
+    c->n_layer = m->hp.n_layer;
+    c->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+    size_t n = (size_t)c->n_layer * n_ctx * c->kv_dim;
+    c->k = malloc(n * sizeof(float));
+    c->v = malloc(n * sizeof(float));
+    if (!c->k || !c->v) goto oom;
+    return c;
+oom:
+    ee_kv_cache_free(c);
+    ee_err_set(err, "out of memory for a KV cache of %d positions", n_ctx);
+    return NULL;
+}
+
+void ee_kv_cache_free(ee_kv_cache *c) {
+    if (!c) return;
+    free(c->k);
+    free(c->v);
+    free(c);
+}
+
+void ee_kv_cache_truncate(ee_kv_cache *c, int n) {
+    if (n >= 0 && n < c->n) c->n = n;
+}
+
+/* ---- 3. scratch ------------------------------------------------------------ */
+
+struct ee_llama_ctx {
+    const ee_llama_model *m;
+    int cap_tokens;   /* rows the per-token buffers hold */
+    float *x;         /* [T][n_embd] residual stream */
+    float *xn;        /* [T][n_embd] normed input of the current block */
+    float *q;         /* [T][n_head*head_dim] */
+    float *k;         /* [T][kv_dim] */
+    float *v;         /* [T][kv_dim] */
+    float *att;       /* [T][n_head*head_dim] attention output */
+    float *gate;      /* [T][n_ff] */
+    float *up;        /* [T][n_ff] */
+    int *pos;         /* [T] position of each token */
+    size_t cap_scores;
+    float *scores;    /* [n_new][n_ctx] attention scores of one head */
+    int cap_out;      /* rows in the logits staging buffers */
+    float *out_x;     /* [R][n_embd] rows that need logits */
+    float *out_logits;/* [R][n_vocab] */
+};
+
+ee_llama_ctx *ee_llama_ctx_new(const ee_llama_model *m, ee_err *err) {
+    ee_llama_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        ee_err_set(err, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    return c;
+}
+
+void ee_llama_ctx_free(ee_llama_ctx *c) {
+    if (!c) return;
+    free(c->x);
+    free(c->xn);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->pos);
+    free(c->scores);
+    free(c->out_x);
+    free(c->out_logits);
+    free(c);
+}
+
+static int grow(float **p, size_t n) {
+    float *q = realloc(*p, n * sizeof(float));
+    if (!q) return -1;
+    *p = q;
+    return 0;
+}
+
+static int ctx_reserve(ee_llama_ctx *c, int T, int R, size_t scores, ee_err *err) {
+    const ee_llama_hparams *hp = &c->m->hp;
+    if (T > c->cap_tokens) {
+        size_t t = (size_t)T;
+        size_t qd = (size_t)hp->n_head * hp->head_dim,
+               kvd = (size_t)hp->n_head_kv * hp->head_dim;
+        int *pos = realloc(c->pos, t * sizeof(int));
+        if (!pos) goto oom;
+        c->pos = pos;
+        if (grow(&c->x, t * hp->n_embd) || grow(&c->xn, t * hp->n_embd) ||
+            grow(&c->q, t * qd) || grow(&c->k, t * kvd) || grow(&c->v, t * kvd) ||
+            grow(&c->att, t * qd) || grow(&c->gate, t * hp->n_ff) ||
+            grow(&c->up, t * hp->n_ff))
+            goto oom;
+        c->cap_tokens = T;
+    }
+    if (R > c->cap_out) {
+        if (grow(&c->out_x, (size_t)R * hp->n_embd) ||
+            grow(&c->out_logits, (size_t)R * hp->n_vocab))
+            goto oom;
+        c->cap_out = R;
+    }
+    if (scores > c->cap_scores) {
+        if (grow(&c->scores, scores)) goto oom;
+        c->cap_scores = scores;
+    }
+    return 0;
+oom:
+    return ee_err_set(err, "out of memory for a batch of %d tokens", T);
+}
+
+/* ---- 4. forward -------------------------------------------------------------- */
+
+/* Causal attention of one sequence's n new tokens (rows of q/att starting at
+ * row r0) against its cache, which already holds their k/v at p0..p0+n-1. */
+static void attend(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0,
+                   int n, int p0) {
+    const ee_llama_hparams *hp = &c->m->hp;
+    const int hd = hp->head_dim, qd = hp->n_head * hd, kvd = kv->kv_dim;
+    const int group = hp->n_head / hp->n_head_kv, P = p0 + n;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *K = kv->k + (size_t)layer * kv->n_ctx * kvd;
+    const float *V = kv->v + (size_t)layer * kv->n_ctx * kvd;
+    float *S = c->scores;
+    for (int h = 0; h < hp->n_head; h++) {
+        const int kh = h / group;
+        const float *Q = c->q + (size_t)r0 * qd + (size_t)h * hd;
+        float *O = c->att + (size_t)r0 * qd + (size_t)h * hd;
+        /* S[n][P] = scale * Q_h K_kh^T */
+        if (n == 1) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, P, hd, scale, K + (size_t)kh * hd,
+                        kvd, Q, 1, 0.0f, S, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, P, hd, scale, Q, qd,
+                        K + (size_t)kh * hd, kvd, 0.0f, S, P);
+        }
+        /* Causal mask and softmax: token i sees positions 0..p0+i. */
+        for (int i = 0; i < n; i++) {
+            float *row = S + (size_t)i * P;
+            int seen = p0 + i + 1;
+            ee_softmax(row, seen);
+            for (int j = seen; j < P; j++) row[j] = 0.0f;
+        }
+        /* O_h[n][hd] = S V_kh */
+        if (n == 1) {
+            cblas_sgemv(CblasRowMajor, CblasTrans, P, hd, 1.0f, V + (size_t)kh * hd, kvd,
+                        S, 1, 0.0f, O, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, P, 1.0f, S, P,
+                        V + (size_t)kh * hd, kvd, 0.0f, O, qd);
+        }
+    }
+}
+
+int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *err) {
+    const ee_llama_model *m = c->m;
+    const ee_llama_hparams *hp = &m->hp;
+    const int d = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd,
+              kvd = hp->n_head_kv * hd, ff = hp->n_ff;
+
+    /* Validate everything before touching any state. */
+    if (n_seqs <= 0) return ee_err_set(err, "empty batch");
+    int T = 0, R = 0;
+    size_t max_scores = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        const ee_llama_seq *sq = &seqs[s];
+        if (!sq->cache || sq->n_tokens <= 0)
+            return ee_err_set(err, "sequence %d: no tokens or no cache", s);
+        if (sq->cache->n_layer != hp->n_layer || sq->cache->kv_dim != kvd)
+            return ee_err_set(err, "sequence %d: KV cache belongs to another model", s);
+        if (sq->n_tokens > sq->cache->n_ctx - sq->cache->n)
+            return ee_err_set(err,
+                              "sequence %d: %d tokens at position %d exceed the context "
+                              "size %d",
+                              s, sq->n_tokens, sq->cache->n, sq->cache->n_ctx);
+        for (int i = 0; i < sq->n_tokens; i++) {
+            if (sq->tokens[i] < 0 || sq->tokens[i] >= hp->n_vocab)
+                return ee_err_set(err,
+                                  "sequence %d: token %d at index %d is out of range "
+                                  "(vocabulary size %d)",
+                                  s, sq->tokens[i], i, hp->n_vocab);
+        }
+        for (int t = 0; t < s; t++)
+            if (seqs[t].cache == sq->cache)
+                return ee_err_set(err, "sequences %d and %d share a KV cache", t, s);
+        T += sq->n_tokens;
+        if (sq->logits) R += sq->all_logits ? sq->n_tokens : 1;
+        size_t sc = (size_t)sq->n_tokens * (sq->cache->n + sq->n_tokens);
+        if (sc > max_scores) max_scores = sc;
+    }
+    if (ctx_reserve(c, T, R, max_scores, err) != 0) return -1;
+
+    /* Embeddings and positions. */
+    for (int s = 0, r = 0; s < n_seqs; s++) {
+        for (int i = 0; i < seqs[s].n_tokens; i++, r++) {
+            ee_mat_row(&m->tok_embd, seqs[s].tokens[i], c->x + (size_t)r * d);
+            c->pos[r] = seqs[s].cache->n + i;
+        }
+    }
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ee_llama_layer *L = &m->layers[l];
+        /* Attention block. */
+        for (int r = 0; r < T; r++)
+            ee_rmsnorm(c->xn + (size_t)r * d, c->x + (size_t)r * d, L->attn_norm, d,
+                       hp->norm_eps);
+        ee_mat_mul(&L->wq, c->xn, d, T, c->q, qd, 0.0f);
+        ee_mat_mul(&L->wk, c->xn, d, T, c->k, kvd, 0.0f);
+        ee_mat_mul(&L->wv, c->xn, d, T, c->v, kvd, 0.0f);
+        for (int r = 0; r < T; r++) {
+            ee_rope_adjacent(c->q + (size_t)r * qd, hp->n_head, hd, hp->n_rot, c->pos[r],
+                             hp->rope_theta);
+            ee_rope_adjacent(c->k + (size_t)r * kvd, hp->n_head_kv, hd, hp->n_rot,
+                             c->pos[r], hp->rope_theta);
+        }
+        for (int s = 0, r0 = 0; s < n_seqs; s++) {
+            ee_kv_cache *kv = seqs[s].cache;
+            const int n = seqs[s].n_tokens, p0 = kv->n;
+            float *Kc = kv->k + ((size_t)l * kv->n_ctx + p0) * kvd;
+            float *Vc = kv->v + ((size_t)l * kv->n_ctx + p0) * kvd;
+            memcpy(Kc, c->k + (size_t)r0 * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(Vc, c->v + (size_t)r0 * kvd, (size_t)n * kvd * sizeof(float));
+            attend(c, kv, l, r0, n, p0);
+            r0 += n;
+        }
+        ee_mat_mul(&L->wo, c->att, qd, T, c->x, d, 1.0f); /* x += att Wo^T */
+
+        /* MLP block (SwiGLU). */
+        for (int r = 0; r < T; r++)
+            ee_rmsnorm(c->xn + (size_t)r * d, c->x + (size_t)r * d, L->ffn_norm, d,
+                       hp->norm_eps);
+        ee_mat_mul(&L->w_gate, c->xn, d, T, c->gate, ff, 0.0f);
+        ee_mat_mul(&L->w_up, c->xn, d, T, c->up, ff, 0.0f);
+        ee_swiglu(c->gate, c->up, (size_t)T * ff);
+        ee_mat_mul(&L->w_down, c->gate, ff, T, c->x, d, 1.0f); /* x += h Wd^T */
+    }
+
+    /* Final norm and LM head only for the rows that need logits. */
+    if (R > 0) {
+        int o = 0;
+        for (int s = 0, r0 = 0; s < n_seqs; s++) {
+            const ee_llama_seq *sq = &seqs[s];
+            if (sq->logits) {
+                int first = sq->all_logits ? 0 : sq->n_tokens - 1;
+                for (int i = first; i < sq->n_tokens; i++, o++)
+                    ee_rmsnorm(c->out_x + (size_t)o * d, c->x + (size_t)(r0 + i) * d,
+                               m->out_norm, d, hp->norm_eps);
+            }
+            r0 += sq->n_tokens;
+        }
+        ee_mat_mul(&m->output, c->out_x, d, R, c->out_logits, hp->n_vocab, 0.0f);
+        o = 0;
+        for (int s = 0; s < n_seqs; s++) {
+            const ee_llama_seq *sq = &seqs[s];
+            if (!sq->logits) continue;
+            int rows = sq->all_logits ? sq->n_tokens : 1;
+            memcpy(sq->logits, c->out_logits + (size_t)o * hp->n_vocab,
+                   (size_t)rows * hp->n_vocab * sizeof(float));
+            o += rows;
+        }
+    }
+    for (int s = 0; s < n_seqs; s++) seqs[s].cache->n += seqs[s].n_tokens;
+    return 0;
+}

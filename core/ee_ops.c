@@ -1,0 +1,128 @@
+#include "ee_ops.h"
+
+#include <math.h>
+
+void ee_rmsnorm(float *y, const float *x, const float *g, int n, float eps) {
+    /* Accumulate in double: the sum of 576 squares in f32 loses ~1e-6
+     * relative, which is visible when we compare logits at 1e-3. */
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    if (g) {
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale * g[i];
+    } else {
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale;
+    }
+}
+
+void ee_layernorm(float *y, const float *x, const float *g, const float *b,
+                  int n, float eps) {
+    double mean = 0.0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    double var = 0.0;
+    for (int i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        var += d * d;
+    }
+    var /= n;
+    float inv = (float)(1.0 / sqrt(var + eps));
+    float m = (float)mean;
+    for (int i = 0; i < n; i++) {
+        float v = (x[i] - m) * inv;
+        if (g) v *= g[i];
+        if (b) v += b[i];
+        y[i] = v;
+    }
+}
+
+void ee_relu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void ee_silu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void ee_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void ee_gelu_tanh(float *x, size_t n) {
+    const float c = 0.79788456080286536f; /* sqrt(2/pi) */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void ee_swiglu(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void ee_softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) { /* fully masked row: define as zeros */
+        for (int i = 0; i < n; i++) x[i] = 0.0f;
+        return;
+    }
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void ee_rope_adjacent(float *x, int n_heads, int hd, int n_rot, int pos,
+                      float theta) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        /* Same expression as llama.cpp's theta_scale^i: computed in double
+         * to keep the angle accurate at large positions. */
+        double freq = pow((double)theta, -2.0 * i / n_rot);
+        double ang = (double)pos * freq;
+        float c = (float)cos(ang), s = (float)sin(ang);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = x + (size_t)h * hd + 2 * i;
+            float x0 = p[0], x1 = p[1];
+            p[0] = x0 * c - x1 * s;
+            p[1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+void ee_add(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void ee_conv2d(float *out, const float *in, const float *weight,
+               const float *bias, int c_in, int h, int w, int c_out, int kh,
+               int kw, int stride, int pad, int *out_h, int *out_w) {
+    int oh = (h + 2 * pad - kh) / stride + 1;
+    int ow = (w + 2 * pad - kw) / stride + 1;
+    for (int co = 0; co < c_out; co++) {
+        for (int oy = 0; oy < oh; oy++) {
+            for (int ox = 0; ox < ow; ox++) {
+                double acc = bias ? bias[co] : 0.0f;
+                for (int ci = 0; ci < c_in; ci++) {
+                    for (int ky = 0; ky < kh; ky++) {
+                        int iy = oy * stride + ky - pad;
+                        if (iy < 0 || iy >= h) continue;
+                        for (int kx = 0; kx < kw; kx++) {
+                            int ix = ox * stride + kx - pad;
+                            if (ix < 0 || ix >= w) continue;
+                            acc += (double)in[((size_t)ci * h + iy) * w + ix] *
+                                   weight[(((size_t)co * c_in + ci) * kh + ky) * kw + kx];
+                        }
+                    }
+                }
+                out[((size_t)co * oh + oy) * ow + ox] = (float)acc;
+            }
+        }
+    }
+    if (out_h) *out_h = oh;
+    if (out_w) *out_w = ow;
+}

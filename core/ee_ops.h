@@ -1,0 +1,46 @@
+/* ee_ops: the layer kinds, each a plain function over f32 rows.
+ *
+ * Kept separate from any architecture so a Llama decoder, a BERT encoder
+ * and a CNN are compositions of the same pieces. Reference semantics are
+ * the ones llama.cpp / PyTorch use (noted per function). */
+#ifndef EE_OPS_H
+#define EE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y = x / sqrt(mean(x^2) + eps) * g   (g may be NULL: no gain) */
+void ee_rmsnorm(float *y, const float *x, const float *g, int n, float eps);
+/* y = (x - mean) / sqrt(var + eps) * g + b   (g, b may be NULL) */
+void ee_layernorm(float *y, const float *x, const float *g, const float *b,
+                  int n, float eps);
+
+void ee_relu(float *x, size_t n);
+void ee_silu(float *x, size_t n);                 /* x * sigmoid(x) */
+void ee_gelu(float *x, size_t n);                 /* erf form (BERT, torch default) */
+void ee_gelu_tanh(float *x, size_t n);            /* tanh approximation */
+/* a[i] = silu(a[i]) * b[i]  (SwiGLU) */
+void ee_swiglu(float *a, const float *b, size_t n);
+
+/* In-place softmax over n values; returns nothing, handles -inf entries. */
+void ee_softmax(float *x, int n);
+
+/* RoPE on adjacent pairs (GGUF/llama.cpp "normal" layout): for pair i of a
+ * head of dim hd, angle = pos * theta^(-2i/hd);
+ * (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos). Applies to n_heads heads
+ * stored contiguously in x ([n_heads][hd]). Only the first n_rot dims of
+ * each head are rotated (n_rot <= hd, even). */
+void ee_rope_adjacent(float *x, int n_heads, int hd, int n_rot, int pos,
+                      float theta);
+
+/* y[i] += x[i] */
+void ee_add(float *y, const float *x, size_t n);
+
+/* 2-D convolution, NCHW, single image: in [c_in][h][w], weight
+ * [c_out][c_in][kh][kw], bias [c_out] (may be NULL), stride and padding
+ * symmetric. Output [c_out][oh][ow]; returns oh*ow via *out_hw. */
+void ee_conv2d(float *out, const float *in, const float *weight,
+               const float *bias, int c_in, int h, int w, int c_out, int kh,
+               int kw, int stride, int pad, int *out_h, int *out_w);
+
+#endif

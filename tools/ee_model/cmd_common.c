@@ -1,0 +1,45 @@
+#include "cmd_common.h"
+#include "cmds.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_fail(const char *cmd, const char *msg) {
+    fprintf(stderr, "ee-model %s: %s\n", cmd, msg);
+    return 1;
+}
+
+int cmd_model_open(cmd_model *cm, const char *path, bool need_tokenizer, ee_err *err) {
+    memset(cm, 0, sizeof *cm);
+    cm->gguf = ee_gguf_open(path, err);
+    if (!cm->gguf) return -1;
+    cm->tok = ee_tokenizer_open_gguf(cm->gguf, &cm->tok_err);
+    if (!cm->tok && need_tokenizer) {
+        ee_err_set(err, "%s: %s", path, cm->tok_err.msg);
+        cmd_model_close(cm);
+        return -1;
+    }
+    return 0;
+}
+
+void cmd_model_close(cmd_model *cm) {
+    ee_tokenizer_close(cm->tok);
+    ee_gguf_close(cm->gguf);
+    memset(cm, 0, sizeof *cm);
+}
+
+int cmd_encode_prompt(const ee_tokenizer *tok, const char *prompt, bool chat,
+                      int32_t **ids, size_t *n, ee_err *err) {
+    if (!chat)
+        return ee_tokenizer_encode(tok, prompt, strlen(prompt), true, false, ids, n, err);
+    char *text = NULL;
+    if (ee_chat_render(tok, NULL, prompt, &text, err) != 0) return -1;
+    /* Special parsing over the whole rendered text, exactly as HF's
+     * apply_chat_template + encode does. A prompt containing "<|im_end|>"
+     * therefore ends its own turn; the prompt's author is the key holder
+     * tokenizing locally, so that is not a boundary between parties. */
+    int rc = ee_tokenizer_encode(tok, text, strlen(text), true, true, ids, n, err);
+    free(text);
+    return rc;
+}

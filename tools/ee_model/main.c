@@ -1,0 +1,48 @@
+/* ee-model: the model owner's and key holder's tool. Inspect, run, tokenize
+ * and convert GGUF models. */
+#include "cmds.h"
+#include "ee_platform.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ee-model COMMAND [flags]\n"
+            "\n"
+            "commands:\n"
+            "  info        --model M.gguf [--tensors] [--json]\n"
+            "  generate    --model M.gguf (--prompt TEXT | --tokens ID,ID,...) [--chat]\n"
+            "              [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+            "              [--seed S] [--threads N] [--ignore-eos] [--json]\n"
+            "  tokenize    --model M.gguf --prompt TEXT [--chat] [--json]\n"
+            "  detokenize  --model M.gguf --tokens ID,ID,... [--special]\n"
+            "  convert     --model M.gguf --type f32|f16|bf16|q8_0|q4_0|q4_1 --out OUT.gguf\n"
+            "\n"
+            "Run 'ee-model COMMAND --help' for details.\n");
+}
+
+int main(int argc, char **argv) {
+    ee_platform_init(argc, argv);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"info", cmd_info},         {"generate", cmd_generate},
+        {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize},
+        {"convert", cmd_convert},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "ee-model: unknown command '%s' (try 'ee-model --help')\n", cmd);
+    return 2;
+}
