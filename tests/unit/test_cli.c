@@ -1,0 +1,161 @@
+/* ee-model command line: bad input gets a non-zero exit and one line naming
+ * the problem; good input on a synthetic model gives the documented JSON. */
+#include "ee_testmodel.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *g_model;
+
+static void setup(void) {
+    ee_err err = {{0}};
+    ee_testmodel_cfg c = ee_testmodel_default();
+    g_model = ee_test_tmpfile(".gguf");
+    ck_assert_msg(ee_testmodel_write(g_model, &c, &err) == 0, "%s", err.msg);
+}
+
+static void teardown(void) {
+    unlink(g_model);
+    free(g_model);
+}
+
+/* Run `ee-model ARGS`; expect failure whose single stderr line contains
+ * every needle. */
+static void expect_error(const char *args, const char *needle1, const char *needle2) {
+    char cmd[2048], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model %s", ee_test_bindir(), args);
+    int st = ee_test_run(cmd, &out, &err);
+    ck_assert_msg(st != 0, "'%s' should fail", args);
+    ck_assert_msg(strstr(err, needle1) != NULL, "'%s': stderr '%s' lacks '%s'", args, err, needle1);
+    if (needle2) ck_assert_msg(strstr(err, needle2) != NULL, "'%s': stderr '%s' lacks '%s'", args, err, needle2);
+    char *nl = strchr(err, '\n');
+    ck_assert_msg(nl && nl[1] == 0, "'%s': error is not one line: '%s'", args, err);
+    free(out);
+    free(err);
+}
+
+START_TEST(bad_input_is_named) {
+    char a[1024];
+    expect_error("frobnicate", "unknown command", "frobnicate");
+    expect_error("generate --prompt hi", "--model", NULL);
+    expect_error("generate --model /nonexistent/m.gguf --prompt hi", "/nonexistent/m.gguf", NULL);
+    snprintf(a, sizeof a, "generate --model %s --prompt hi --bogus", g_model);
+    expect_error(a, "unknown flag", "--bogus");
+    snprintf(a, sizeof a, "generate --model %s --prompt hi --max-tokens 12x", g_model);
+    expect_error(a, "--max-tokens", "12x");
+    snprintf(a, sizeof a, "generate --model %s --prompt hi --temperature -1", g_model);
+    expect_error(a, "--temperature", NULL);
+    snprintf(a, sizeof a, "generate --model %s --prompt hi --top-p 1.5", g_model);
+    expect_error(a, "--top-p", NULL);
+    snprintf(a, sizeof a, "generate --model %s --tokens 1,2,999999", g_model);
+    expect_error(a, "999999", "out of range");
+    snprintf(a, sizeof a, "generate --model %s --tokens 1,,2", g_model);
+    expect_error(a, "--tokens", NULL);
+    snprintf(a, sizeof a, "generate --model %s --prompt a --tokens 1", g_model);
+    expect_error(a, "exactly one", NULL);
+    snprintf(a, sizeof a, "generate --model %s --tokens 1 --max-tokens", g_model);
+    expect_error(a, "needs a value", NULL);
+    snprintf(a, sizeof a, "detokenize --model %s --tokens -3", g_model);
+    expect_error(a, "out of range", NULL);
+    snprintf(a, sizeof a, "convert --model %s --type q9_9 --out /tmp/x.gguf", g_model);
+    expect_error(a, "q9_9", NULL);
+    /* A file that is not GGUF. */
+    char *junk = ee_test_tmpfile(".gguf");
+    FILE *f = fopen(junk, "w");
+    fputs("definitely not a model file, but long enough to read a header from", f);
+    fclose(f);
+    snprintf(a, sizeof a, "info --model %s", junk);
+    expect_error(a, "GGUF", NULL);
+    unlink(junk);
+    free(junk);
+}
+END_TEST
+
+START_TEST(generate_json_contract) {
+    char cmd[2048], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd,
+             "%s/ee-model generate --model %s --tokens 5,6,7,8 --max-tokens 9 --ignore-eos "
+             "--threads 1 --json",
+             ee_test_bindir(), g_model);
+    int st = ee_test_run(cmd, &out, &err);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    json_error_t je;
+    json_t *o = json_loads(out, 0, &je);
+    ck_assert_msg(o != NULL, "not JSON: %s", out);
+    ck_assert_int_eq(json_array_size(json_object_get(o, "prompt_tokens")), 4);
+    ck_assert_int_eq(json_array_size(json_object_get(o, "tokens")), 9);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "finish_reason")), "length");
+    ck_assert(json_is_string(json_object_get(o, "text")));
+    json_t *t = json_object_get(o, "timings");
+    ck_assert(json_is_number(json_object_get(t, "prefill_ms")));
+    ck_assert(json_is_number(json_object_get(t, "decode_tok_s")));
+    /* Same call again: greedy is deterministic. */
+    char *out2 = NULL;
+    ck_assert_int_eq(ee_test_run(cmd, &out2, NULL), 0);
+    json_t *o2 = json_loads(out2, 0, &je);
+    ck_assert(json_equal(json_object_get(o, "tokens"), json_object_get(o2, "tokens")));
+    json_decref(o);
+    json_decref(o2);
+    free(out);
+    free(out2);
+    free(err);
+}
+END_TEST
+
+START_TEST(tokenize_detokenize_round_trip) {
+    char cmd[2048], *ids = NULL, *text = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model tokenize --model %s --prompt 'the in then'",
+             ee_test_bindir(), g_model);
+    ck_assert_int_eq(ee_test_run(cmd, &ids, NULL), 0);
+    ids[strcspn(ids, "\n")] = 0;
+    /* "the" has no leading space: t,he; " in" and " the"+"n" use merges. */
+    ck_assert_str_eq(ids, "116,260,263,261,110");
+    snprintf(cmd, sizeof cmd, "%s/ee-model detokenize --model %s --tokens %s", ee_test_bindir(),
+             g_model, ids);
+    ck_assert_int_eq(ee_test_run(cmd, &text, NULL), 0);
+    ck_assert_str_eq(text, "the in then\n");
+    free(ids);
+    free(text);
+}
+END_TEST
+
+START_TEST(convert_round_trip_types) {
+    const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"};
+    for (size_t i = 0; i < 6; i++) {
+        char *out = ee_test_tmpfile(".gguf");
+        char cmd[2048], *o = NULL, *e = NULL;
+        snprintf(cmd, sizeof cmd, "%s/ee-model convert --model %s --type %s --out %s",
+                 ee_test_bindir(), g_model, types[i], out);
+        ck_assert_msg(ee_test_run(cmd, NULL, &e) == 0, "%s: %s", types[i], e);
+        free(e);
+        snprintf(cmd, sizeof cmd, "%s/ee-model info --model %s --json", ee_test_bindir(), out);
+        ck_assert_int_eq(ee_test_run(cmd, &o, NULL), 0);
+        json_error_t je;
+        json_t *j = json_loads(o, 0, &je);
+        ck_assert_ptr_nonnull(j);
+        json_t *tt = json_object_get(j, "tensor_types");
+        ck_assert_msg(json_object_get(tt, types[i]) != NULL, "%s: %s", types[i], o);
+        json_decref(j);
+        free(o);
+        unlink(out);
+        free(out);
+    }
+}
+END_TEST
+
+Suite *suite_cli(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("ee-model");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, bad_input_is_named);
+    tcase_add_test(tc, generate_json_contract);
+    tcase_add_test(tc, tokenize_detokenize_round_trip);
+    tcase_add_test(tc, convert_round_trip_types);
+    suite_add_tcase(s, tc);
+    return s;
+}
