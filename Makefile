@@ -22,9 +22,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags $(CHECK) 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs $(CHECK) 2>/dev/null)
 
-CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore $(PKG_CFLAGS) -pthread
+CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore $(PKG_CFLAGS) -pthread -fopenmp
 CFLAGS  = $(CFLAGS_COMMON) $(OPT)
-LDLIBS  = $(PKG_LIBS) -lm -pthread
+LDLIBS  = $(PKG_LIBS) -lm -pthread -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 CORE_SRC  = $(wildcard core/*.c)

@@ -100,6 +100,14 @@ const char *ee_gguf_get_str(const ee_gguf *g, const char *key, ee_err *err);
 const ee_gguf_kv *ee_gguf_get_arr(const ee_gguf *g, const char *key,
                                   ee_gguf_vtype elem_type, ee_err *err);
 
+/* Name of a value type ("u32", "string", ...; "?" if invalid) and the size
+ * of one stored element (0 for string, array and invalid types). */
+const char *ee_gguf_vtype_name(uint32_t type);
+size_t ee_gguf_vtype_size(uint32_t type);
+
+/* Offset of the data section (tensor offsets are relative to it). */
+uint64_t ee_gguf_data_offset(const ee_gguf *g);
+
 /* Tensors. */
 uint64_t ee_gguf_n_tensors(const ee_gguf *g);
 const ee_gguf_tensor *ee_gguf_tensor_at(const ee_gguf *g, uint64_t i);
@@ -123,6 +131,11 @@ int ee_gguf_writer_set_arr(ee_gguf_writer *w, const char *key, ee_gguf_vtype ele
                            const void *elems, uint64_t n, ee_err *err);
 int ee_gguf_writer_set_str_arr(ee_gguf_writer *w, const char *key,
                                const char *const *strs, uint64_t n, ee_err *err);
+/* Any scalar type (numeric or bool, not string/array): `v` points to
+ * ee_gguf_vtype_size(type) bytes of the value as stored (little-endian);
+ * bools are one byte, 0 or 1. */
+int ee_gguf_writer_set_scalar(ee_gguf_writer *w, const char *key, ee_gguf_vtype type,
+                              const void *v, ee_err *err);
 /* Copy a key/value read from another file. */
 int ee_gguf_writer_copy_kv(ee_gguf_writer *w, const ee_gguf_kv *kv, ee_err *err);
 /* Remove a key if present. */

@@ -6,10 +6,12 @@
  *      -> final norm -> LM head */
 #include "ee_llama.h"
 
+#include "ee_kernels.h"
 #include "ee_ops.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,28 +279,41 @@ oom:
 /* ---- 4. forward -------------------------------------------------------------- */
 
 /* Causal attention of one sequence's n new tokens (rows of q/att starting at
- * row r0) against its cache, which already holds their k/v at p0..p0+n-1. */
-static void attend(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0,
-                   int n, int p0) {
+ * row r0) against its cache, which already holds their k/v at p0..p0+n-1.
+ * Heads [h0, h1) only; S is this thread's [n][P] score buffer. */
+static void attend_heads(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0, int n,
+                         int p0, int h0, int h1, float *S) {
     const ee_llama_hparams *hp = &c->m->hp;
     const int hd = hp->head_dim, qd = hp->n_head * hd, kvd = kv->kv_dim;
     const int group = hp->n_head / hp->n_head_kv, P = p0 + n;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *K = kv->k + (size_t)layer * kv->n_ctx * kvd;
     const float *V = kv->v + (size_t)layer * kv->n_ctx * kvd;
-    float *S = c->scores;
-    for (int h = 0; h < hp->n_head; h++) {
+    for (int h = h0; h < h1; h++) {
         const int kh = h / group;
         const float *Q = c->q + (size_t)r0 * qd + (size_t)h * hd;
         float *O = c->att + (size_t)r0 * qd + (size_t)h * hd;
-        /* S[n][P] = scale * Q_h K_kh^T */
         if (n == 1) {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, P, hd, scale, K + (size_t)kh * hd,
-                        kvd, Q, 1, 0.0f, S, 1);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, P, hd, scale, Q, qd,
-                        K + (size_t)kh * hd, kvd, 0.0f, S, P);
+            /* Decode: plain loops; a BLAS call per head costs more than
+             * the arithmetic at these sizes. */
+            for (int j = 0; j < P; j++) {
+                const float *kr = K + (size_t)j * kvd + (size_t)kh * hd;
+                float dot = 0.0f;
+                for (int e = 0; e < hd; e++) dot += Q[e] * kr[e];
+                S[j] = dot * scale;
+            }
+            ee_softmax(S, P);
+            for (int e = 0; e < hd; e++) O[e] = 0.0f;
+            for (int j = 0; j < P; j++) {
+                const float *vr = V + (size_t)j * kvd + (size_t)kh * hd;
+                const float p = S[j];
+                for (int e = 0; e < hd; e++) O[e] += p * vr[e];
+            }
+            continue;
         }
+        /* S[n][P] = scale * Q_h K_kh^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, P, hd, scale, Q, qd,
+                    K + (size_t)kh * hd, kvd, 0.0f, S, P);
         /* Causal mask and softmax: token i sees positions 0..p0+i. */
         for (int i = 0; i < n; i++) {
             float *row = S + (size_t)i * P;
@@ -307,13 +322,26 @@ static void attend(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0,
             for (int j = seen; j < P; j++) row[j] = 0.0f;
         }
         /* O_h[n][hd] = S V_kh */
-        if (n == 1) {
-            cblas_sgemv(CblasRowMajor, CblasTrans, P, hd, 1.0f, V + (size_t)kh * hd, kvd,
-                        S, 1, 0.0f, O, 1);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, P, 1.0f, S, P,
-                        V + (size_t)kh * hd, kvd, 0.0f, O, qd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, P, 1.0f, S, P,
+                    V + (size_t)kh * hd, kvd, 0.0f, O, qd);
+    }
+}
+
+static void attend(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0, int n, int p0) {
+    const int n_head = c->m->hp.n_head, P = p0 + n;
+    int nt = ee_kernels_threads();
+    /* Parallel over heads once there is enough work to pay for the fork. */
+    if (nt > 1 && (long)n * P * c->m->hp.head_dim >= 32768) {
+#pragma omp parallel num_threads(nt)
+        {
+            int id = omp_get_thread_num(), parts = omp_get_num_threads();
+            int64_t a, b;
+            ee_split_range(n_head, parts, id, 1, &a, &b);
+            attend_heads(c, kv, layer, r0, n, p0, (int)a, (int)b,
+                         c->scores + (size_t)id * n * P);
         }
+    } else {
+        attend_heads(c, kv, layer, r0, n, p0, 0, n_head, c->scores);
     }
 }
 
@@ -350,7 +378,8 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
                 return ee_err_set(err, "sequences %d and %d share a KV cache", t, s);
         T += sq->n_tokens;
         if (sq->logits) R += sq->all_logits ? sq->n_tokens : 1;
-        size_t sc = (size_t)sq->n_tokens * (sq->cache->n + sq->n_tokens);
+        size_t sc = (size_t)sq->n_tokens * (sq->cache->n + sq->n_tokens) *
+                    (size_t)ee_kernels_threads();
         if (sc > max_scores) max_scores = sc;
     }
     if (ctx_reserve(c, T, R, max_scores, err) != 0) return -1;

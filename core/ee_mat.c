@@ -1,8 +1,10 @@
 #include "ee_mat.h"
 
+#include "ee_kernels.h"
 #include "ee_quant.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,31 +79,55 @@ void ee_mat_row(const ee_mat *m, int64_t r, float *out) {
     ee_dequantize_row(m->type, src, out, (uint64_t)m->cols, NULL);
 }
 
-/* Rows dequantized per tile for non-f32 weights: 64 rows x 1536 cols of f32
- * is 384 KiB, inside L2 on the machines we target. */
-#define EE_MAT_TILE_ROWS 64
+/* Batches above EE_FUSED_MAX_T rows dequantize the whole weight once into
+ * a per-thread scratch and run sgemm: the dequantization (~1 ns/weight) is
+ * amortised over the batch, and sgemm does the heavy lifting. */
+static _Thread_local float *t_scratch;
+static _Thread_local size_t t_scratch_n;
 
-void ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T,
-                float *y, int64_t ldy, float beta) {
-    const int rows = (int)m->rows, cols = (int)m->cols;
+static float *scratch(size_t n) {
+    if (n > t_scratch_n) {
+        float *p = realloc(t_scratch, n * sizeof(float));
+        if (!p) return NULL;
+        t_scratch = p;
+        t_scratch_n = n;
+    }
+    return t_scratch;
+}
+
+/* Rows [r0, r1) of the product through OpenBLAS (single-threaded call). */
+static void mul_rows_blas(const ee_mat *m, int64_t r0, int64_t r1, const float *x, int64_t ldx,
+                          int64_t T, float *y, int64_t ldy, float beta) {
+    const int cols = (int)m->cols, nr = (int)(r1 - r0);
+    const float *w;
     if (m->type == EE_DT_F32) {
-        const float *w = m->data;
-        if (T == 1) {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, w, cols, x, 1,
-                        beta, y, 1);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, rows, cols,
-                        1.0f, x, (int)ldx, w, cols, beta, y, (int)ldy);
-        }
+        w = (const float *)m->data + (size_t)r0 * cols;
+    } else {
+        float *buf = scratch((size_t)nr * cols);
+        if (!buf) abort(); /* a few MB of scratch: treated as fatal like a stack overflow */
+        for (int r = 0; r < nr; r++) ee_mat_row(m, r0 + r, buf + (size_t)r * cols);
+        w = buf;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, nr, cols, 1.0f, x, (int)ldx, w,
+                cols, beta, y + r0, (int)ldy);
+}
+
+void ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T, float *y,
+                int64_t ldy, float beta) {
+    if (T <= EE_FUSED_MAX_T && ee_gemv_supported(m->type)) {
+        ee_gemv_stored(m->type, m->data, m->row_bytes, m->rows, m->cols, x, ldx, (int)T, y, ldy,
+                       beta);
         return;
     }
-    float *tile = malloc((size_t)EE_MAT_TILE_ROWS * cols * sizeof(float));
-    if (!tile) abort(); /* scratch of a few hundred KiB: treat as fatal */
-    for (int r0 = 0; r0 < rows; r0 += EE_MAT_TILE_ROWS) {
-        int nr = rows - r0 < EE_MAT_TILE_ROWS ? rows - r0 : EE_MAT_TILE_ROWS;
-        for (int r = 0; r < nr; r++) ee_mat_row(m, r0 + r, tile + (size_t)r * cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, nr, cols, 1.0f, x,
-                    (int)ldx, tile, cols, beta, y + r0, (int)ldy);
+    int nt = ee_kernels_threads();
+    if (nt > 1 && m->rows >= 64 * nt) {
+#pragma omp parallel num_threads(nt)
+        {
+            int64_t a, b;
+            ee_split_range(m->rows, omp_get_num_threads(), omp_get_thread_num(), 16, &a, &b);
+            if (a < b) mul_rows_blas(m, a, b, x, ldx, T, y, ldy, beta);
+        }
+    } else {
+        mul_rows_blas(m, 0, m->rows, x, ldx, T, y, ldy, beta);
     }
-    free(tile);
 }

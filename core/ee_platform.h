@@ -1,11 +1,21 @@
 /* ee_platform: process-level setup shared by every binary.
  *
- * Debian's OpenBLAS (0.3.21, DYNAMIC_ARCH) detects AVX-512 Zen 4/5 CPUs as
- * Haswell and runs AVX2 kernels; OPENBLAS_CORETYPE=SkylakeX makes sgemm
- * ~1.7x faster there. OpenBLAS reads that variable in its library
- * constructor, before main, so ee_platform_init re-executes the program once
- * with the variable set when the CPU has AVX-512 and the user did not choose
- * a core type. The fast path is the default; EE_OPENBLAS_AUTO=0 disables it. */
+ * BLAS kernels. Debian's OpenBLAS (0.3.21, DYNAMIC_ARCH) detects AVX-512
+ * Zen 4/5 CPUs as Haswell and runs AVX2 kernels; its SkylakeX kernels make
+ * sgemm ~1.7x faster there. OpenBLAS reads OPENBLAS_CORETYPE in its library
+ * constructor, before main, so ee_platform_init re-executes the program
+ * once with the variable set. EE_BLAS_CORE chooses:
+ *   auto (default)  SkylakeX on CPUs with AVX-512, else OpenBLAS's own pick;
+ *                   an inherited OPENBLAS_CORETYPE is overridden (it is
+ *                   often set globally for other programs' reproducibility)
+ *   keep            leave OPENBLAS_CORETYPE as inherited
+ *   NAME            force OPENBLAS_CORETYPE=NAME
+ * `ee-model generate --json` and the worker report the core in use.
+ *
+ * Threads. One OpenMP team runs every parallel region (our kernels, and
+ * OpenBLAS calls split by rows, each single-threaded). Two thread pools
+ * that both spin-wait on a 2-core machine starve each other, so OpenBLAS's
+ * own pool is kept at one thread. */
 #ifndef EE_PLATFORM_H
 #define EE_PLATFORM_H
 
@@ -13,7 +23,7 @@
 
 /* Call first in main(). May not return (re-exec). */
 void ee_platform_init(int argc, char **argv);
-/* Threads used by the BLAS and by our own kernels. */
+/* Threads for the OpenMP team (>= 1). */
 void ee_platform_set_threads(int n);
 int ee_platform_threads(void);
 /* OpenBLAS's name for the kernels in use, e.g. "SkylakeX". */

@@ -178,7 +178,7 @@ START_TEST(chunked_prefill_equals_whole) {
     float *full = run_all(&f, tok, 50);
     ee_err err = {{0}};
     ee_kv_cache *kv = ee_kv_cache_new(f.m, 64, &err);
-    float *lg = malloc((size_t)20 * V * sizeof(float));
+    float *lg = malloc((size_t)22 * V * sizeof(float));
     int off = 0, sizes[] = {7, 20, 1, 22};
     for (int k = 0; k < 4; k++) {
         ee_llama_seq s = {.tokens = tok + off, .n_tokens = sizes[k], .cache = kv, .logits = lg,

@@ -5,6 +5,7 @@
 #include "ee_generate.h"
 #include "ee_llama.h"
 #include "ee_platform.h"
+#include "ee_utf8.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -132,7 +133,11 @@ int cmd_generate(int argc, char **argv) {
             size_t tl = 0;
             if (ee_tokenizer_decode(cm.tok, res.tokens, (size_t)res.n_tokens, false, &text, &tl,
                                     &err) == 0) {
-                json_object_set_new(o, "text", json_stringn(text, tl));
+                /* Byte tokens can split characters: keep JSON valid. */
+                size_t ll = 0;
+                char *clean = ee_utf8_lossy(text, tl, &ll);
+                json_object_set_new(o, "text", clean ? json_stringn(clean, ll) : json_null());
+                free(clean);
                 free(text);
             }
         } else {

@@ -1,0 +1,271 @@
+#include "ee_kernels.h"
+
+#include "ee_quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+/* Block layouts (ggml). */
+typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1; /* 20 bytes, 32 values */
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;    /* 18 bytes, 32 values */
+typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;     /* 34 bytes, 32 values */
+_Static_assert(sizeof(blk_q4_1) == 20, "q4_1 block");
+_Static_assert(sizeof(blk_q4_0) == 18, "q4_0 block");
+_Static_assert(sizeof(blk_q8_0) == 34, "q8_0 block");
+
+static int g_threads = 1;
+
+void ee_kernels_set_threads(int n) { g_threads = n < 1 ? 1 : n; }
+int ee_kernels_threads(void) { return g_threads; }
+
+void ee_split_range(int64_t n, int parts, int id, int64_t align, int64_t *a, int64_t *b) {
+    int64_t per = ((n + parts - 1) / parts + align - 1) / align * align;
+    *a = id * per < n ? id * per : n;
+    *b = *a + per < n ? *a + per : n;
+}
+
+bool ee_gemv_supported(ee_dtype t) {
+    return t == EE_DT_F32 || t == EE_DT_F16 || t == EE_DT_BF16 || t == EE_DT_Q8_0 ||
+           t == EE_DT_Q4_0 || t == EE_DT_Q4_1;
+}
+
+/* ---- scalar reference ---------------------------------------------------- */
+
+void ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows,
+                        int64_t cols, const float *x, int64_t ldx, int T, float *y,
+                        int64_t ldy, float beta) {
+    float *row = malloc((size_t)cols * sizeof(float));
+    if (!row) abort();
+    for (int64_t r = 0; r < rows; r++) {
+        ee_dequantize_row(t, (const uint8_t *)w + (size_t)r * row_bytes, row, (uint64_t)cols, NULL);
+        for (int i = 0; i < T; i++) {
+            double acc = 0.0;
+            for (int64_t c = 0; c < cols; c++) acc += (double)row[c] * x[i * ldx + c];
+            float *out = &y[i * ldy + r];
+            *out = (float)acc + (beta != 0.0f ? beta * *out : 0.0f);
+        }
+    }
+    free(row);
+}
+
+/* ---- fused kernels ----------------------------------------------------------
+ * Each computes rows [r0, r1) for all T activation rows. `xs` holds block
+ * sums of x ([T][cols/32]) for the affine type Q4_1. */
+
+typedef struct gemv_job {
+    ee_dtype t;
+    const uint8_t *w;
+    size_t row_bytes;
+    int64_t cols;
+    const float *x;
+    int64_t ldx;
+    int T;
+    float *y;
+    int64_t ldy;
+    float beta;
+    const float *xs;
+} gemv_job;
+
+static inline void store_out(const gemv_job *j, int i, int64_t r, float v) {
+    float *out = &j->y[i * j->ldy + r];
+    *out = j->beta != 0.0f ? v + j->beta * *out : v;
+}
+
+#if defined(__AVX512F__)
+static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+static void rows_q4_1(const gemv_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32;
+    const __m128i lo_mask = _mm_set1_epi8(0x0F);
+    for (int64_t r = r0; r < r1; r++) {
+        const blk_q4_1 *b = (const blk_q4_1 *)(j->w + (size_t)r * j->row_bytes);
+        __m512 acc[EE_FUSED_MAX_T];
+        float macc[EE_FUSED_MAX_T];
+        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps(), macc[i] = 0.0f;
+        for (int64_t k = 0; k < nb; k++) {
+            __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
+            __m512 qlo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)));
+            __m512 qhi = _mm512_cvtepi32_ps(
+                _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)));
+            const float d = ee_fp16_to_fp32(b[k].d), m = ee_fp16_to_fp32(b[k].m);
+            const __m512 dv = _mm512_set1_ps(d);
+            for (int i = 0; i < j->T; i++) {
+                const float *xp = j->x + i * j->ldx + k * 32;
+                __m512 s = _mm512_mul_ps(qlo, _mm512_loadu_ps(xp));
+                s = _mm512_fmadd_ps(qhi, _mm512_loadu_ps(xp + 16), s);
+                acc[i] = _mm512_fmadd_ps(s, dv, acc[i]);
+                macc[i] += m * j->xs[i * nb + k];
+            }
+        }
+        for (int i = 0; i < j->T; i++) store_out(j, i, r, hsum(acc[i]) + macc[i]);
+    }
+}
+
+static void rows_q4_0(const gemv_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32;
+    const __m128i lo_mask = _mm_set1_epi8(0x0F);
+    const __m512 eight = _mm512_set1_ps(8.0f);
+    for (int64_t r = r0; r < r1; r++) {
+        const blk_q4_0 *b = (const blk_q4_0 *)(j->w + (size_t)r * j->row_bytes);
+        __m512 acc[EE_FUSED_MAX_T];
+        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < nb; k++) {
+            __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
+            __m512 qlo = _mm512_sub_ps(
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask))), eight);
+            __m512 qhi = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                           _mm_and_si128(_mm_srli_epi16(q, 4), lo_mask))),
+                                       eight);
+            const __m512 dv = _mm512_set1_ps(ee_fp16_to_fp32(b[k].d));
+            for (int i = 0; i < j->T; i++) {
+                const float *xp = j->x + i * j->ldx + k * 32;
+                __m512 s = _mm512_mul_ps(qlo, _mm512_loadu_ps(xp));
+                s = _mm512_fmadd_ps(qhi, _mm512_loadu_ps(xp + 16), s);
+                acc[i] = _mm512_fmadd_ps(s, dv, acc[i]);
+            }
+        }
+        for (int i = 0; i < j->T; i++) store_out(j, i, r, hsum(acc[i]));
+    }
+}
+
+static void rows_q8_0(const gemv_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32;
+    for (int64_t r = r0; r < r1; r++) {
+        const blk_q8_0 *b = (const blk_q8_0 *)(j->w + (size_t)r * j->row_bytes);
+        __m512 acc[EE_FUSED_MAX_T];
+        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < nb; k++) {
+            __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b[k].qs)));
+            __m512 q1 = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b[k].qs + 16))));
+            const __m512 dv = _mm512_set1_ps(ee_fp16_to_fp32(b[k].d));
+            for (int i = 0; i < j->T; i++) {
+                const float *xp = j->x + i * j->ldx + k * 32;
+                __m512 s = _mm512_mul_ps(q0, _mm512_loadu_ps(xp));
+                s = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xp + 16), s);
+                acc[i] = _mm512_fmadd_ps(s, dv, acc[i]);
+            }
+        }
+        for (int i = 0; i < j->T; i++) store_out(j, i, r, hsum(acc[i]));
+    }
+}
+
+static void rows_half(const gemv_job *j, int64_t r0, int64_t r1, bool bf16) {
+    const int64_t nv = j->cols / 16;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *h = (const uint16_t *)(j->w + (size_t)r * j->row_bytes);
+        __m512 acc[EE_FUSED_MAX_T];
+        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < nv; k++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(h + k * 16));
+            __m512 wv = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
+                             : _mm512_cvtph_ps(raw);
+            for (int i = 0; i < j->T; i++)
+                acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(j->x + i * j->ldx + k * 16), acc[i]);
+        }
+        for (int i = 0; i < j->T; i++) {
+            float v = hsum(acc[i]);
+            for (int64_t c = nv * 16; c < j->cols; c++) { /* tail */
+                float wf = bf16 ? ee_bf16_to_fp32(h[c]) : ee_fp16_to_fp32(h[c]);
+                v += wf * j->x[i * j->ldx + c];
+            }
+            store_out(j, i, r, v);
+        }
+    }
+}
+
+static void rows_f32(const gemv_job *j, int64_t r0, int64_t r1) {
+    const int64_t nv = j->cols / 16;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *wr = (const float *)(j->w + (size_t)r * j->row_bytes);
+        __m512 acc[EE_FUSED_MAX_T];
+        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < nv; k++) {
+            __m512 wv = _mm512_loadu_ps(wr + k * 16);
+            for (int i = 0; i < j->T; i++)
+                acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(j->x + i * j->ldx + k * 16), acc[i]);
+        }
+        for (int i = 0; i < j->T; i++) {
+            float v = hsum(acc[i]);
+            for (int64_t c = nv * 16; c < j->cols; c++) v += wr[c] * j->x[i * j->ldx + c];
+            store_out(j, i, r, v);
+        }
+    }
+}
+#endif /* __AVX512F__ */
+
+/* Portable fallback: dequantize a row, then dot in f32. */
+static void rows_generic(const gemv_job *j, int64_t r0, int64_t r1) {
+    float *row = malloc((size_t)j->cols * sizeof(float));
+    if (!row) abort();
+    for (int64_t r = r0; r < r1; r++) {
+        ee_dequantize_row(j->t, j->w + (size_t)r * j->row_bytes, row, (uint64_t)j->cols, NULL);
+        for (int i = 0; i < j->T; i++) {
+            float acc = 0.0f;
+            const float *xp = j->x + i * j->ldx;
+            for (int64_t c = 0; c < j->cols; c++) acc += row[c] * xp[c];
+            store_out(j, i, r, acc);
+        }
+    }
+    free(row);
+}
+
+static void run_rows(const gemv_job *j, int64_t r0, int64_t r1) {
+#if defined(__AVX512F__)
+    switch (j->t) {
+    case EE_DT_Q4_1: rows_q4_1(j, r0, r1); return;
+    case EE_DT_Q4_0: rows_q4_0(j, r0, r1); return;
+    case EE_DT_Q8_0: rows_q8_0(j, r0, r1); return;
+    case EE_DT_F16: rows_half(j, r0, r1, false); return;
+    case EE_DT_BF16: rows_half(j, r0, r1, true); return;
+    case EE_DT_F32: rows_f32(j, r0, r1); return;
+    default: break;
+    }
+#endif
+    rows_generic(j, r0, r1);
+}
+
+void ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                    const float *x, int64_t ldx, int T, float *y, int64_t ldy, float beta) {
+    gemv_job j = {.t = t, .w = w, .row_bytes = row_bytes, .cols = cols, .x = x, .ldx = ldx,
+                  .T = T, .y = y, .ldy = ldy, .beta = beta, .xs = NULL};
+    float xs_stack[EE_FUSED_MAX_T * 64];
+    float *xs = NULL;
+    if (t == EE_DT_Q4_1) {
+        const int64_t nb = cols / 32;
+        xs = (size_t)(T * nb) <= sizeof xs_stack / sizeof xs_stack[0]
+                 ? xs_stack
+                 : malloc((size_t)T * nb * sizeof(float));
+        if (!xs) abort();
+        for (int i = 0; i < T; i++)
+            for (int64_t k = 0; k < nb; k++) {
+                float s = 0.0f;
+                for (int c = 0; c < 32; c++) s += x[i * ldx + k * 32 + c];
+                xs[i * nb + k] = s;
+            }
+        j.xs = xs;
+    }
+    int nt = g_threads;
+    /* Below ~64K weights the fork/join costs more than it saves. */
+    if (rows * cols < 65536 || rows < 2 * nt) nt = 1;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            /* Row ranges rounded to 16 rows so threads never write the
+             * same cache line of y. */
+            int64_t a, b;
+            ee_split_range(rows, omp_get_num_threads(), omp_get_thread_num(), 16, &a, &b);
+            if (a < b) run_rows(&j, a, b);
+        }
+    } else
+#endif
+        run_rows(&j, 0, rows);
+    if (xs && xs != xs_stack) free(xs);
+}
