@@ -4,7 +4,12 @@
  * parsing, and the model's ChatML chat template.
  *
  * Built from plain arrays so that it does not depend on where the vocabulary
- * came from (a GGUF file, or a key holder's plaintext copy). */
+ * came from (a GGUF file, or a key holder's plaintext copy).
+ *
+ * Exactness target: HF `tokenizers` as configured in tests/ref/hf_tok.py
+ * (checked over tests/data/tok_corpus.txt by the model tier). An opened
+ * tokenizer is immutable (no caches), so all const functions may be called
+ * from many threads at once. */
 #ifndef EE_TOKENIZER_H
 #define EE_TOKENIZER_H
 
@@ -30,9 +35,38 @@ typedef struct ee_tokenizer ee_tokenizer;
 
 /* Build from GGUF metadata: tokenizer.ggml.{model,pre,tokens,token_type,
  * merges,bos_token_id,eos_token_id,add_bos_token}, tokenizer.chat_template.
- * Fails with a clear message for a tokenizer model other than gpt2. */
+ * Fails with a clear message for a tokenizer model other than gpt2 or a
+ * pre-tokenizer other than smollm. Messages name the key, not the file:
+ * callers prefix the path. */
 ee_tokenizer *ee_tokenizer_open_gguf(const ee_gguf *g, ee_err *err);
 void ee_tokenizer_close(ee_tokenizer *t);
+
+/* Everything ee_tokenizer_open_arrays needs, as plain arrays (what the GGUF
+ * keys hold). Nothing is retained: the tokenizer copies what it keeps. */
+typedef struct ee_tokenizer_arrays {
+    int32_t n_vocab;
+    const char *const *tokens;     /* n_vocab token strings, byte-level form */
+    const uint64_t *token_lens;    /* their lengths; NULL: NUL-terminated */
+    const int32_t *types;          /* n_vocab EE_TOKTYPE_*; NULL: all normal */
+    int32_t n_merges;
+    const char *const *merges;     /* "A B" (split at the first space);
+                                      rank = index; NUL-terminated */
+    /* Ids, or -1 for none (note: 0 is a valid id, so set these). */
+    int32_t bos_id, eos_id, eot_id, eom_id;
+    bool add_bos;
+    const char *pre;               /* pre-tokenizer; NULL means "smollm" */
+    const char *chat_template;     /* NULL: none (ee_chat_render fails) */
+} ee_tokenizer_arrays;
+
+/* Build from arrays (unit tests, key holders). Validates everything: token
+ * types in range, ids in range, every merge "A B" well-formed with A, B and
+ * AB in the vocabulary (the first of duplicate merges wins; for duplicate
+ * token strings the highest id wins, as in HF and llama.cpp). */
+ee_tokenizer *ee_tokenizer_open_arrays(const ee_tokenizer_arrays *a, ee_err *err);
+
+/* Id of the token whose stored string is exactly str[0..len), or -1. */
+int32_t ee_tokenizer_token_id(const ee_tokenizer *t, const char *str, size_t len);
+int32_t ee_tokenizer_token_type(const ee_tokenizer *t, int32_t id);  /* -1 if out of range */
 
 int32_t ee_tokenizer_n_vocab(const ee_tokenizer *t);
 int32_t ee_tokenizer_bos(const ee_tokenizer *t);   /* -1 if none */
@@ -50,7 +84,10 @@ const char *ee_tokenizer_token_str(const ee_tokenizer *t, int32_t id);
  * in the text (e.g. "<|im_start|>") become their ids (longest match first);
  * otherwise they are tokenized as plain text. Adds BOS if the model asks for
  * it and add_bos is true. *ids is malloc'd; caller frees. Invalid UTF-8 is
- * tokenized byte by byte (never an error). */
+ * tokenized byte by byte (never an error). A byte whose byte-level token is
+ * missing from the vocabulary is dropped, as HF and llama.cpp do (SmolLM2
+ * has no token for 0x04 0x06 0x13 0x14 0x16 0x1D 0xC0 0xC1 0xF1 0xF2
+ * 0xF5..0xFF), so decode(encode(x)) == x only for text without them. */
 int ee_tokenizer_encode(const ee_tokenizer *t, const char *text, size_t len,
                         bool add_bos, bool parse_special, int32_t **ids,
                         size_t *n_ids, ee_err *err);
@@ -67,6 +104,15 @@ int ee_tokenizer_decode(const ee_tokenizer *t, const int32_t *ids, size_t n,
                         bool render_special, char **text, size_t *len,
                         ee_err *err);
 
+/* Like ee_tokenizer_decode, but the text is always valid UTF-8 (for JSON
+ * and other text channels): each maximal ill-formed subpart, e.g. a
+ * multi-byte character cut by max_tokens, becomes U+FFFD, exactly as HF's
+ * decode does. The plain decode returns the raw bytes instead (use it, or
+ * ee_tokenizer_piece, to stream and reassemble characters across tokens). */
+int ee_tokenizer_decode_lossy(const ee_tokenizer *t, const int32_t *ids,
+                              size_t n, bool render_special, char **text,
+                              size_t *len, ee_err *err);
+
 /* Render a single-turn chat prompt with the model's template: ChatML with
  * the template's default system line when the template is the SmolLM/ChatML
  * form, followed by the assistant generation prefix. system may be NULL
@@ -74,5 +120,19 @@ int ee_tokenizer_decode(const ee_tokenizer *t, const int32_t *ids, size_t n,
  * parse_special = true. Fails for a template it does not recognise. */
 int ee_chat_render(const ee_tokenizer *t, const char *system, const char *user,
                    char **out, ee_err *err);
+
+/* Whether the model's chat template was recognised (ChatML), and its
+ * default system line (NULL if it has none). */
+bool ee_chat_supported(const ee_tokenizer *t);
+const char *ee_chat_default_system(const ee_tokenizer *t);
+
+/* Render and encode in one step WITHOUT parsing special tokens inside the
+ * system and user strings: only the template's own <|im_start|>/<|im_end|>
+ * become control ids, so user text such as "<|im_end|>" cannot inject turn
+ * boundaries. For text free of special-token strings the ids equal
+ * encode(render(...), parse_special = true). Adds BOS like
+ * ee_tokenizer_encode when add_bos and the model asks for it. */
+int ee_chat_encode(const ee_tokenizer *t, const char *system, const char *user,
+                   bool add_bos, int32_t **ids, size_t *n_ids, ee_err *err);
 
 #endif

@@ -33,13 +33,7 @@ int cmd_encode_prompt(const ee_tokenizer *tok, const char *prompt, bool chat,
                       int32_t **ids, size_t *n, ee_err *err) {
     if (!chat)
         return ee_tokenizer_encode(tok, prompt, strlen(prompt), true, false, ids, n, err);
-    char *text = NULL;
-    if (ee_chat_render(tok, NULL, prompt, &text, err) != 0) return -1;
-    /* Special parsing over the whole rendered text, exactly as HF's
-     * apply_chat_template + encode does. A prompt containing "<|im_end|>"
-     * therefore ends its own turn; the prompt's author is the key holder
-     * tokenizing locally, so that is not a boundary between parties. */
-    int rc = ee_tokenizer_encode(tok, text, strlen(text), true, true, ids, n, err);
-    free(text);
-    return rc;
+    /* Only the template's own markers become control ids; a prompt that
+     * contains "<|im_end|>" is text, not a turn boundary. */
+    return ee_chat_encode(tok, NULL, prompt, true, ids, n, err);
 }

@@ -5,7 +5,6 @@
 #include "ee_generate.h"
 #include "ee_llama.h"
 #include "ee_platform.h"
-#include "ee_utf8.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -131,13 +130,10 @@ int cmd_generate(int argc, char **argv) {
         if (cm.tok) {
             char *text = NULL;
             size_t tl = 0;
-            if (ee_tokenizer_decode(cm.tok, res.tokens, (size_t)res.n_tokens, false, &text, &tl,
-                                    &err) == 0) {
-                /* Byte tokens can split characters: keep JSON valid. */
-                size_t ll = 0;
-                char *clean = ee_utf8_lossy(text, tl, &ll);
-                json_object_set_new(o, "text", clean ? json_stringn(clean, ll) : json_null());
-                free(clean);
+            /* Byte tokens can split characters: lossy keeps JSON valid. */
+            if (ee_tokenizer_decode_lossy(cm.tok, res.tokens, (size_t)res.n_tokens, false, &text,
+                                          &tl, &err) == 0) {
+                json_object_set_new(o, "text", json_stringn(text, tl));
                 free(text);
             }
         } else {
