@@ -24,12 +24,13 @@ typedef struct {
     ee_llama_ctx *ctx;
 } real_model;
 
-static void rm_open(real_model *r) {
+static void rm_open_mode(real_model *r, bool keep_quantized) {
     ee_err err = {{0}};
     const char *path = env_or("EE_MODEL", ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     r->g = ee_gguf_open(path, &err);
     ck_assert_msg(r->g != NULL, "%s", err.msg);
-    r->m = ee_llama_load(r->g, NULL, &err);
+    ee_llama_load_opts o = {.keep_quantized = keep_quantized};
+    r->m = ee_llama_load(r->g, &o, &err);
     ck_assert_msg(r->m != NULL, "%s", err.msg);
     r->ctx = ee_llama_ctx_new(r->m, &err);
     ck_assert_ptr_nonnull(r->ctx);
@@ -58,9 +59,12 @@ static int32_t *ids_of(json_t *arr, int *n) {
     return v;
 }
 
+/* _i == 0: weights as f32 copies, all positions in one prefill forward;
+ * _i == 1: weights kept in the file's Q4_1/Q8_0 blocks, one token per
+ * forward, so the fused decode kernels (the fast path) are what is checked. */
 START_TEST(logits_match_reference) {
     real_model r;
-    rm_open(&r);
+    rm_open_mode(&r, _i == 1);
     json_t *meta = load_json("llama_logits.json");
     const int V = (int)json_integer_value(json_object_get(meta, "n_vocab"));
     const int P = (int)json_integer_value(json_object_get(meta, "positions"));
@@ -82,8 +86,16 @@ START_TEST(logits_match_reference) {
         int32_t *ids = ids_of(json_object_get(json_array_get(prompts, p), "tokens"), &n);
         ck_assert_int_eq(n, P);
         ee_kv_cache *kv = ee_kv_cache_new(r.m, P, &err);
-        ee_llama_seq s = {.tokens = ids, .n_tokens = n, .cache = kv, .logits = ours, .all_logits = true};
-        ck_assert_msg(ee_llama_forward(r.ctx, &s, 1, &err) == 0, "%s", err.msg);
+        if (_i == 0) { /* prefill: all positions in one forward (sgemm path) */
+            ee_llama_seq s = {.tokens = ids, .n_tokens = n, .cache = kv, .logits = ours, .all_logits = true};
+            ck_assert_msg(ee_llama_forward(r.ctx, &s, 1, &err) == 0, "%s", err.msg);
+        } else { /* decode: one token per forward (fused stored-type kernels) */
+            for (int i = 0; i < n; i++) {
+                ee_llama_seq s = {.tokens = ids + i, .n_tokens = 1, .cache = kv,
+                                  .logits = ours + (size_t)i * V};
+                ck_assert_msg(ee_llama_forward(r.ctx, &s, 1, &err) == 0, "%s", err.msg);
+            }
+        }
         for (int pos = 0; pos < P; pos++) {
             const float *a = ours + (size_t)pos * V, *b = ref + (size_t)pos * V;
             float d = 0.0f;
@@ -101,8 +113,8 @@ START_TEST(logits_match_reference) {
         ee_kv_cache_free(kv);
         free(ids);
     }
-    fprintf(stderr, "[model] logits: %zu prompts x %d positions, max |diff| vs numpy = %.3g\n", np,
-            P, worst);
+    fprintf(stderr, "[model] logits (%s weights): %zu prompts x %d positions, max |diff| vs numpy = %.3g\n",
+            _i ? "stored" : "f32", np, P, worst);
     fclose(f);
     free(ref);
     free(ours);
@@ -113,7 +125,7 @@ END_TEST
 
 START_TEST(greedy_matches_reference) {
     real_model r;
-    rm_open(&r);
+    rm_open_mode(&r, _i == 1);
     json_t *g = load_json("llama_greedy.json");
     json_t *runs = json_object_get(g, "runs");
     ck_assert_uint_ge(json_array_size(runs), 5);
@@ -144,8 +156,8 @@ START_TEST(greedy_matches_reference) {
         free(prompt);
         free(want);
     }
-    fprintf(stderr, "[model] greedy: %zu runs, %zu tokens identical to the numpy reference\n",
-            json_array_size(runs), total);
+    fprintf(stderr, "[model] greedy (%s weights): %zu runs, %zu tokens identical to the numpy reference\n",
+            _i ? "stored" : "f32", json_array_size(runs), total);
     json_decref(g);
     rm_close(&r);
 }
@@ -155,8 +167,8 @@ Suite *suite_llama_model(void) {
     Suite *s = suite_create("llama_model");
     TCase *tc = tcase_create("smollm2");
     tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, logits_match_reference);
-    tcase_add_test(tc, greedy_matches_reference);
+    tcase_add_loop_test(tc, logits_match_reference, 0, 2);
+    tcase_add_loop_test(tc, greedy_matches_reference, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
