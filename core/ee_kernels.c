@@ -80,41 +80,56 @@ static inline void store_out(const gemv_job *j, int i, int64_t r, float v) {
 #if defined(__AVX512F__)
 static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-static void rows_q4_1(const gemv_job *j, int64_t r0, int64_t r1) {
+/* Inline F16C conversion: a call into ee_quant per block costs more than
+ * the block's arithmetic. */
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* Each kernel body is written once for a compile-time T (always inlined
+ * into a switch over T = 1..8), so the per-row accumulators live in
+ * registers. Blocks are processed in pairs into two accumulator sets to
+ * break the FMA latency chain. */
+#define EE_INLINE static inline __attribute__((always_inline))
+
+EE_INLINE void q4_1_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
     const int64_t nb = j->cols / 32;
     const __m128i lo_mask = _mm_set1_epi8(0x0F);
     for (int64_t r = r0; r < r1; r++) {
         const blk_q4_1 *b = (const blk_q4_1 *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc[EE_FUSED_MAX_T];
+        __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
         float macc[EE_FUSED_MAX_T];
-        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps(), macc[i] = 0.0f;
+        for (int i = 0; i < T; i++) {
+            acc0[i] = _mm512_setzero_ps();
+            acc1[i] = _mm512_setzero_ps();
+            macc[i] = 0.0f;
+        }
         for (int64_t k = 0; k < nb; k++) {
             __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
             __m512 qlo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)));
             __m512 qhi = _mm512_cvtepi32_ps(
                 _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)));
-            const float d = ee_fp16_to_fp32(b[k].d), m = ee_fp16_to_fp32(b[k].m);
-            const __m512 dv = _mm512_set1_ps(d);
-            for (int i = 0; i < j->T; i++) {
+            const float m = h2f(b[k].m);
+            const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
+            for (int i = 0; i < T; i++) {
                 const float *xp = j->x + i * j->ldx + k * 32;
                 __m512 s = _mm512_mul_ps(qlo, _mm512_loadu_ps(xp));
                 s = _mm512_fmadd_ps(qhi, _mm512_loadu_ps(xp + 16), s);
-                acc[i] = _mm512_fmadd_ps(s, dv, acc[i]);
+                if (k & 1) acc1[i] = _mm512_fmadd_ps(s, dv, acc1[i]);
+                else acc0[i] = _mm512_fmadd_ps(s, dv, acc0[i]);
                 macc[i] += m * j->xs[i * nb + k];
             }
         }
-        for (int i = 0; i < j->T; i++) store_out(j, i, r, hsum(acc[i]) + macc[i]);
+        for (int i = 0; i < T; i++) store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])) + macc[i]);
     }
 }
 
-static void rows_q4_0(const gemv_job *j, int64_t r0, int64_t r1) {
+EE_INLINE void q4_0_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
     const int64_t nb = j->cols / 32;
     const __m128i lo_mask = _mm_set1_epi8(0x0F);
     const __m512 eight = _mm512_set1_ps(8.0f);
     for (int64_t r = r0; r < r1; r++) {
         const blk_q4_0 *b = (const blk_q4_0 *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc[EE_FUSED_MAX_T];
-        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
+        for (int i = 0; i < T; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nb; k++) {
             __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
             __m512 qlo = _mm512_sub_ps(
@@ -122,57 +137,76 @@ static void rows_q4_0(const gemv_job *j, int64_t r0, int64_t r1) {
             __m512 qhi = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
                                            _mm_and_si128(_mm_srli_epi16(q, 4), lo_mask))),
                                        eight);
-            const __m512 dv = _mm512_set1_ps(ee_fp16_to_fp32(b[k].d));
-            for (int i = 0; i < j->T; i++) {
+            const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
+            for (int i = 0; i < T; i++) {
                 const float *xp = j->x + i * j->ldx + k * 32;
                 __m512 s = _mm512_mul_ps(qlo, _mm512_loadu_ps(xp));
                 s = _mm512_fmadd_ps(qhi, _mm512_loadu_ps(xp + 16), s);
-                acc[i] = _mm512_fmadd_ps(s, dv, acc[i]);
+                if (k & 1) acc1[i] = _mm512_fmadd_ps(s, dv, acc1[i]);
+                else acc0[i] = _mm512_fmadd_ps(s, dv, acc0[i]);
             }
         }
-        for (int i = 0; i < j->T; i++) store_out(j, i, r, hsum(acc[i]));
+        for (int i = 0; i < T; i++) store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])));
     }
 }
 
-static void rows_q8_0(const gemv_job *j, int64_t r0, int64_t r1) {
+EE_INLINE void q8_0_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
     const int64_t nb = j->cols / 32;
     for (int64_t r = r0; r < r1; r++) {
         const blk_q8_0 *b = (const blk_q8_0 *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc[EE_FUSED_MAX_T];
-        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
+        for (int i = 0; i < T; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nb; k++) {
-            __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b[k].qs)));
+            __m512 q0 = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b[k].qs)));
             __m512 q1 = _mm512_cvtepi32_ps(
                 _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b[k].qs + 16))));
-            const __m512 dv = _mm512_set1_ps(ee_fp16_to_fp32(b[k].d));
-            for (int i = 0; i < j->T; i++) {
+            const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
+            for (int i = 0; i < T; i++) {
                 const float *xp = j->x + i * j->ldx + k * 32;
                 __m512 s = _mm512_mul_ps(q0, _mm512_loadu_ps(xp));
                 s = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xp + 16), s);
-                acc[i] = _mm512_fmadd_ps(s, dv, acc[i]);
+                if (k & 1) acc1[i] = _mm512_fmadd_ps(s, dv, acc1[i]);
+                else acc0[i] = _mm512_fmadd_ps(s, dv, acc0[i]);
             }
         }
-        for (int i = 0; i < j->T; i++) store_out(j, i, r, hsum(acc[i]));
+        for (int i = 0; i < T; i++) store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])));
     }
 }
 
-static void rows_half(const gemv_job *j, int64_t r0, int64_t r1, bool bf16) {
+#define EE_DISPATCH_T(fn, j, r0, r1)                                        \
+    switch ((j)->T) {                                                        \
+    case 1: fn(j, r0, r1, 1); break;                                         \
+    case 2: fn(j, r0, r1, 2); break;                                         \
+    case 3: fn(j, r0, r1, 3); break;                                         \
+    case 4: fn(j, r0, r1, 4); break;                                         \
+    case 5: fn(j, r0, r1, 5); break;                                         \
+    case 6: fn(j, r0, r1, 6); break;                                         \
+    case 7: fn(j, r0, r1, 7); break;                                         \
+    default: fn(j, r0, r1, 8); break;                                        \
+    }
+
+static void rows_q4_1(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(q4_1_rows_T, j, r0, r1); }
+static void rows_q4_0(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(q4_0_rows_T, j, r0, r1); }
+static void rows_q8_0(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(q8_0_rows_T, j, r0, r1); }
+
+EE_INLINE void half_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T, const bool bf16) {
     const int64_t nv = j->cols / 16;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *h = (const uint16_t *)(j->w + (size_t)r * j->row_bytes);
         __m512 acc[EE_FUSED_MAX_T];
-        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        for (int i = 0; i < T; i++) acc[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nv; k++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(h + k * 16));
             __m512 wv = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
                              : _mm512_cvtph_ps(raw);
-            for (int i = 0; i < j->T; i++)
+            for (int i = 0; i < T; i++)
                 acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(j->x + i * j->ldx + k * 16), acc[i]);
         }
-        for (int i = 0; i < j->T; i++) {
+        for (int i = 0; i < T; i++) {
             float v = hsum(acc[i]);
             for (int64_t c = nv * 16; c < j->cols; c++) { /* tail */
-                float wf = bf16 ? ee_bf16_to_fp32(h[c]) : ee_fp16_to_fp32(h[c]);
+                float wf = bf16 ? ee_bf16_to_fp32(h[c]) : h2f(h[c]);
                 v += wf * j->x[i * j->ldx + c];
             }
             store_out(j, i, r, v);
@@ -180,24 +214,29 @@ static void rows_half(const gemv_job *j, int64_t r0, int64_t r1, bool bf16) {
     }
 }
 
-static void rows_f32(const gemv_job *j, int64_t r0, int64_t r1) {
+EE_INLINE void f32_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
     const int64_t nv = j->cols / 16;
     for (int64_t r = r0; r < r1; r++) {
         const float *wr = (const float *)(j->w + (size_t)r * j->row_bytes);
         __m512 acc[EE_FUSED_MAX_T];
-        for (int i = 0; i < j->T; i++) acc[i] = _mm512_setzero_ps();
+        for (int i = 0; i < T; i++) acc[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nv; k++) {
             __m512 wv = _mm512_loadu_ps(wr + k * 16);
-            for (int i = 0; i < j->T; i++)
+            for (int i = 0; i < T; i++)
                 acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(j->x + i * j->ldx + k * 16), acc[i]);
         }
-        for (int i = 0; i < j->T; i++) {
+        for (int i = 0; i < T; i++) {
             float v = hsum(acc[i]);
             for (int64_t c = nv * 16; c < j->cols; c++) v += wr[c] * j->x[i * j->ldx + c];
             store_out(j, i, r, v);
         }
     }
 }
+#define F16_T(j, r0, r1, T) half_rows_T(j, r0, r1, T, false)
+#define BF16_T(j, r0, r1, T) half_rows_T(j, r0, r1, T, true)
+static void rows_f16(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(F16_T, j, r0, r1); }
+static void rows_bf16(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(BF16_T, j, r0, r1); }
+static void rows_f32(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(f32_rows_T, j, r0, r1); }
 #endif /* __AVX512F__ */
 
 /* Portable fallback: dequantize a row, then dot in f32. */
@@ -222,8 +261,8 @@ static void run_rows(const gemv_job *j, int64_t r0, int64_t r1) {
     case EE_DT_Q4_1: rows_q4_1(j, r0, r1); return;
     case EE_DT_Q4_0: rows_q4_0(j, r0, r1); return;
     case EE_DT_Q8_0: rows_q8_0(j, r0, r1); return;
-    case EE_DT_F16: rows_half(j, r0, r1, false); return;
-    case EE_DT_BF16: rows_half(j, r0, r1, true); return;
+    case EE_DT_F16: rows_f16(j, r0, r1); return;
+    case EE_DT_BF16: rows_bf16(j, r0, r1); return;
     case EE_DT_F32: rows_f32(j, r0, r1); return;
     default: break;
     }

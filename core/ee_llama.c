@@ -78,7 +78,7 @@ int ee_llama_read_hparams(const ee_gguf *g, ee_llama_hparams *hp, ee_err *err) {
 
 ee_llama_model *ee_llama_load(const ee_gguf *g, const ee_llama_load_opts *opts,
                               ee_err *err) {
-    bool to_f32 = !(opts && opts->keep_quantized);
+    bool to_f32 = opts && opts->f32_weights;
     ee_llama_model *m = calloc(1, sizeof *m);
     if (!m) {
         ee_err_set(err, "out of memory");
@@ -296,12 +296,8 @@ static void attend_heads(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int 
         if (n == 1) {
             /* Decode: plain loops; a BLAS call per head costs more than
              * the arithmetic at these sizes. */
-            for (int j = 0; j < P; j++) {
-                const float *kr = K + (size_t)j * kvd + (size_t)kh * hd;
-                float dot = 0.0f;
-                for (int e = 0; e < hd; e++) dot += Q[e] * kr[e];
-                S[j] = dot * scale;
-            }
+            for (int j = 0; j < P; j++)
+                S[j] = ee_dot(Q, K + (size_t)j * kvd + (size_t)kh * hd, hd) * scale;
             ee_softmax(S, P);
             for (int e = 0; e < hd; e++) O[e] = 0.0f;
             for (int j = 0; j < P; j++) {

@@ -7,9 +7,9 @@
  * decode (one token, one sequence) and continuous batching (one or more
  * tokens for each of many sequences) are the same call.
  *
- * Weights are f32 in memory by default (dequantized once at load), so the
- * engine computes exactly what an f32 reference computes; see ee_mat.h for
- * the kept-quantized path. */
+ * Weights stay in their stored type by default; every product accumulates
+ * in f32 against f32 activations, so the engine computes what an f32
+ * reference computes on the dequantized weights (see ee_kernels.h). */
 #ifndef EE_LLAMA_H
 #define EE_LLAMA_H
 
@@ -56,7 +56,11 @@ typedef struct ee_llama_model {
 } ee_llama_model;
 
 typedef struct ee_llama_load_opts {
-    bool keep_quantized; /* keep stored types (mapped) instead of f32 copies */
+    /* Default (false): weights stay in the file's blocks (mapped, no copy)
+     * and the fused kernels multiply them with f32 activations. true:
+     * dequantize once into f32 copies (4-8x the memory, slower decode; the
+     * same results up to summation order). */
+    bool f32_weights;
 } ee_llama_load_opts;
 
 /* Read hyperparameters from GGUF metadata, validating them. */

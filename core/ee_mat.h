@@ -4,10 +4,10 @@
  * `rows` rows of `cols` contiguous values; a linear layer computes
  * y[r] = sum_c W[r][c] * x[c], i.e. Y = X W^T for a batch X [T][cols].
  *
- * F32 weights run through OpenBLAS (sgemm for T > 1, sgemv for T == 1).
- * Other storage types are multiplied by dequantizing tiles of rows into a
- * scratch buffer, then sgemm: correct for every readable type, and the hook
- * where fused quantized kernels plug in. */
+ * Small batches (T <= EE_FUSED_MAX_T: decode) run the fused kernels of
+ * ee_kernels.h straight over the stored blocks. Larger batches (prefill)
+ * dequantize each thread's share of rows into scratch and call sgemm;
+ * the dequantization is amortised over the batch. */
 #ifndef EE_MAT_H
 #define EE_MAT_H
 

@@ -94,6 +94,19 @@ void ee_rope_adjacent(float *x, int n_heads, int hd, int n_rot, int pos,
     }
 }
 
+float ee_dot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    /* 16 independent partial sums: GCC vectorises this into one zmm
+     * register (or two ymm) without needing -ffast-math. */
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+    float s = 0.0f;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 void ee_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }

@@ -33,6 +33,10 @@ void ee_softmax(float *x, int n);
 void ee_rope_adjacent(float *x, int n_heads, int hd, int n_rot, int pos,
                       float theta);
 
+/* sum a[i] b[i], vectorised (several accumulators: a single running sum is
+ * bound by FMA latency, not throughput). */
+float ee_dot(const float *a, const float *b, int n);
+
 /* y[i] += x[i] */
 void ee_add(float *y, const float *x, size_t n);
 

@@ -24,12 +24,12 @@ typedef struct {
     ee_llama_ctx *ctx;
 } real_model;
 
-static void rm_open_mode(real_model *r, bool keep_quantized) {
+static void rm_open_mode(real_model *r, bool stored_weights) {
     ee_err err = {{0}};
     const char *path = env_or("EE_MODEL", ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     r->g = ee_gguf_open(path, &err);
     ck_assert_msg(r->g != NULL, "%s", err.msg);
-    ee_llama_load_opts o = {.keep_quantized = keep_quantized};
+    ee_llama_load_opts o = {.f32_weights = !stored_weights};
     r->m = ee_llama_load(r->g, &o, &err);
     ck_assert_msg(r->m != NULL, "%s", err.msg);
     r->ctx = ee_llama_ctx_new(r->m, &err);

@@ -20,14 +20,14 @@ typedef struct {
     ee_llama_ctx *ctx;
 } fixture;
 
-static void fx_open(fixture *f, const ee_testmodel_cfg *cfg, bool keep_quantized) {
+static void fx_open(fixture *f, const ee_testmodel_cfg *cfg, bool stored_weights) {
     ee_err err = {{0}};
     f->path = ee_test_tmpfile(".gguf");
     ck_assert_ptr_nonnull(f->path);
     ck_assert_msg(ee_testmodel_write(f->path, cfg, &err) == 0, "%s", err.msg);
     f->g = ee_gguf_open(f->path, &err);
     ck_assert_msg(f->g != NULL, "%s", err.msg);
-    ee_llama_load_opts o = {.keep_quantized = keep_quantized};
+    ee_llama_load_opts o = {.f32_weights = !stored_weights};
     f->m = ee_llama_load(f->g, &o, &err);
     ck_assert_msg(f->m != NULL, "%s", err.msg);
     f->ctx = ee_llama_ctx_new(f->m, &err);
@@ -97,7 +97,7 @@ static float *numpy_logits(const char *model, const int32_t *tok, int n, int n_v
 
 static void check_against_numpy(const ee_testmodel_cfg *cfg, float tol) {
     fixture f;
-    fx_open(&f, cfg, false);
+    fx_open(&f, cfg, true);
     int32_t tok[40];
     random_tokens(tok, 40, 7);
     float *ours = run_all(&f, tok, 40);

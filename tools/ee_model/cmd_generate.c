@@ -15,10 +15,11 @@
 static const char *USAGE =
     "usage: ee-model generate --model M.gguf (--prompt TEXT | --tokens ID,ID,...)\n"
     "         [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-    "         [--seed S] [--threads N] [--ignore-eos] [--quantized] [--json]\n"
+    "         [--seed S] [--threads N] [--ignore-eos] [--f32-weights] [--json]\n"
     "  Greedy when temperature is 0 (the default). --chat wraps the prompt in the\n"
-    "  model's chat template. --quantized keeps weights in their stored type\n"
-    "  instead of f32 copies. --ignore-eos always generates --max-tokens tokens.\n";
+    "  model's chat template. Weights stay in the file's blocks and are multiplied\n"
+    "  in f32; --f32-weights dequantizes them to f32 copies first (more memory,\n"
+    "  same results). --ignore-eos always generates --max-tokens tokens.\n";
 
 typedef struct stream_state {
     const ee_tokenizer *tok;
@@ -36,7 +37,7 @@ static int print_piece(void *user, int32_t token, int index) {
 
 int cmd_generate(int argc, char **argv) {
     enum { MODEL, PROMPT, TOKENS, CHAT, MAXT, TEMP, TOPK, TOPP, SEED, THREADS, JSON,
-           IGNORE_EOS, QUANT, HELP, NF };
+           IGNORE_EOS, F32W, HELP, NF };
     cli_flag f[NF] = {
         [MODEL] = {"--model", true},      [PROMPT] = {"--prompt", true},
         [TOKENS] = {"--tokens", true},    [CHAT] = {"--chat", false},
@@ -44,7 +45,7 @@ int cmd_generate(int argc, char **argv) {
         [TOPK] = {"--top-k", true},       [TOPP] = {"--top-p", true},
         [SEED] = {"--seed", true},        [THREADS] = {"--threads", true},
         [JSON] = {"--json", false},       [IGNORE_EOS] = {"--ignore-eos", false},
-        [QUANT] = {"--quantized", false}, [HELP] = {"--help", false},
+        [F32W] = {"--f32-weights", false}, [HELP] = {"--help", false},
     };
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("generate", err.msg);
@@ -82,7 +83,7 @@ int cmd_generate(int argc, char **argv) {
     if (cmd_model_open(&cm, f[MODEL].value, f[PROMPT].present, &err)) {
         return cmd_fail("generate", err.msg);
     }
-    ee_llama_load_opts lo = {.keep_quantized = f[QUANT].present};
+    ee_llama_load_opts lo = {.f32_weights = f[F32W].present};
     m = ee_llama_load(cm.gguf, &lo, &err);
     if (!m) {
         ee_err_wrap(&err, "%s", f[MODEL].value);
@@ -150,7 +151,7 @@ int cmd_generate(int argc, char **argv) {
         json_object_set_new(o, "timings", tm);
         json_object_set_new(o, "threads", json_integer(threads));
         json_object_set_new(o, "blas_core", json_string(ee_platform_blas_core()));
-        json_object_set_new(o, "weights", json_string(f[QUANT].present ? "stored" : "f32"));
+        json_object_set_new(o, "weights", json_string(f[F32W].present ? "f32" : "stored"));
         char *s = json_dumps(o, JSON_COMPACT);
         puts(s);
         free(s);

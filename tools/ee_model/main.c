@@ -14,7 +14,7 @@ static void usage(FILE *f) {
             "  info        --model M.gguf [--tensors] [--json]\n"
             "  generate    --model M.gguf (--prompt TEXT | --tokens ID,ID,...) [--chat]\n"
             "              [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-            "              [--seed S] [--threads N] [--ignore-eos] [--json]\n"
+            "              [--seed S] [--threads N] [--ignore-eos] [--f32-weights] [--json]\n"
             "  tokenize    --model M.gguf --prompt TEXT [--chat] [--json]\n"
             "  detokenize  --model M.gguf --tokens ID,ID,... [--special]\n"
             "  convert     --model M.gguf --type f32|f16|bf16|q8_0|q4_0|q4_1 --out OUT.gguf\n"
