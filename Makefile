@@ -131,7 +131,11 @@ test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) | $(STAMP)/venv
 demo: $(BINS) $(MODEL)
 	bash scripts/demo.sh
 
-bench: $(BINS) $(MODEL) | $(STAMP)/venv
+$(STAMP)/bench-venv: bench/requirements.txt | $(STAMP)/venv
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+bench: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 	$(PY) bench/bench_engine.py --model $(MODEL) --bin $(BUILD)/bin/ee-model
 
 clean:

@@ -55,6 +55,8 @@ int ee_llama_read_hparams(const ee_gguf *g, ee_llama_hparams *hp, ee_err *err) {
     if (ee_gguf_find_kv(g, "llama.rope.dimension_count") &&
         get_pos_u32(g, "llama.rope.dimension_count", &hp->n_rot, err))
         return -1;
+    if (hp->head_dim > 512)
+        return ee_err_set(err, "head dimension %d is larger than 512", hp->head_dim);
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
         return ee_err_set(err, "rope.dimension_count %d invalid for head dim %d",
                           hp->n_rot, hp->head_dim);
@@ -204,6 +206,7 @@ struct ee_llama_ctx {
     float *gate;      /* [T][n_ff] */
     float *up;        /* [T][n_ff] */
     int *pos;         /* [T] position of each token */
+    float *rope;      /* [T][n_rot] cos/sin per token, shared by all layers */
     size_t cap_scores;
     float *scores;    /* [n_new][n_ctx] attention scores of one head */
     int cap_out;      /* rows in the logits staging buffers */
@@ -232,6 +235,7 @@ void ee_llama_ctx_free(ee_llama_ctx *c) {
     free(c->gate);
     free(c->up);
     free(c->pos);
+    free(c->rope);
     free(c->scores);
     free(c->out_x);
     free(c->out_logits);
@@ -257,7 +261,7 @@ static int ctx_reserve(ee_llama_ctx *c, int T, int R, size_t scores, ee_err *err
         if (grow(&c->x, t * hp->n_embd) || grow(&c->xn, t * hp->n_embd) ||
             grow(&c->q, t * qd) || grow(&c->k, t * kvd) || grow(&c->v, t * kvd) ||
             grow(&c->att, t * qd) || grow(&c->gate, t * hp->n_ff) ||
-            grow(&c->up, t * hp->n_ff))
+            grow(&c->up, t * hp->n_ff) || grow(&c->rope, t * hp->n_rot))
             goto oom;
         c->cap_tokens = T;
     }
@@ -278,67 +282,73 @@ oom:
 
 /* ---- 4. forward -------------------------------------------------------------- */
 
-/* Causal attention of one sequence's n new tokens (rows of q/att starting at
- * row r0) against its cache, which already holds their k/v at p0..p0+n-1.
- * Heads [h0, h1) only; S is this thread's [n][P] score buffer. */
-static void attend_heads(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0, int n,
-                         int p0, int h0, int h1, float *S) {
+/* Query rows per attention task in prefill: small enough to balance the
+ * triangle across threads, large enough for sgemm to be efficient. */
+#define ATT_CHUNK 64
+
+/* Causal attention of new tokens i0..i1-1 of one sequence (its rows start
+ * at r0 in q/att; the first new token sits at position p0) for head h,
+ * against a cache that already holds their k/v. S: [i1-i0][p0+i1]. Only
+ * the columns a row can see are computed (the chunk's triangle bound). */
+static void attend_task(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0, int p0,
+                        int h, int i0, int i1, float *S) {
     const ee_llama_hparams *hp = &c->m->hp;
     const int hd = hp->head_dim, qd = hp->n_head * hd, kvd = kv->kv_dim;
-    const int group = hp->n_head / hp->n_head_kv, P = p0 + n;
+    const int kh = h / (hp->n_head / hp->n_head_kv), n = i1 - i0, P = p0 + i1;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *K = kv->k + (size_t)layer * kv->n_ctx * kvd;
-    const float *V = kv->v + (size_t)layer * kv->n_ctx * kvd;
-    for (int h = h0; h < h1; h++) {
-        const int kh = h / group;
-        const float *Q = c->q + (size_t)r0 * qd + (size_t)h * hd;
-        float *O = c->att + (size_t)r0 * qd + (size_t)h * hd;
-        if (n == 1) {
-            /* Decode: plain loops; a BLAS call per head costs more than
-             * the arithmetic at these sizes. */
-            for (int j = 0; j < P; j++)
-                S[j] = ee_dot(Q, K + (size_t)j * kvd + (size_t)kh * hd, hd) * scale;
-            ee_softmax(S, P);
-            for (int e = 0; e < hd; e++) O[e] = 0.0f;
-            for (int j = 0; j < P; j++) {
-                const float *vr = V + (size_t)j * kvd + (size_t)kh * hd;
-                const float p = S[j];
-                for (int e = 0; e < hd; e++) O[e] += p * vr[e];
-            }
-            continue;
+    const float *K = kv->k + (size_t)layer * kv->n_ctx * kvd + (size_t)kh * hd;
+    const float *V = kv->v + (size_t)layer * kv->n_ctx * kvd + (size_t)kh * hd;
+    const float *Q = c->q + (size_t)(r0 + i0) * qd + (size_t)h * hd;
+    float *O = c->att + (size_t)(r0 + i0) * qd + (size_t)h * hd;
+    if (n == 1) {
+        /* Decode: plain loops; a BLAS call costs more than the arithmetic. */
+        for (int j = 0; j < P; j++) S[j] = ee_dot(Q, K + (size_t)j * kvd, hd) * scale;
+        ee_softmax(S, P);
+        for (int e = 0; e < hd; e++) O[e] = 0.0f;
+        for (int j = 0; j < P; j++) {
+            const float *vr = V + (size_t)j * kvd;
+            const float p = S[j];
+            for (int e = 0; e < hd; e++) O[e] += p * vr[e];
         }
-        /* S[n][P] = scale * Q_h K_kh^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, P, hd, scale, Q, qd,
-                    K + (size_t)kh * hd, kvd, 0.0f, S, P);
-        /* Causal mask and softmax: token i sees positions 0..p0+i. */
-        for (int i = 0; i < n; i++) {
-            float *row = S + (size_t)i * P;
-            int seen = p0 + i + 1;
-            ee_softmax(row, seen);
-            for (int j = seen; j < P; j++) row[j] = 0.0f;
-        }
-        /* O_h[n][hd] = S V_kh */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, P, 1.0f, S, P,
-                    V + (size_t)kh * hd, kvd, 0.0f, O, qd);
+        return;
     }
+    /* S[n][P] = scale * Q K^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, P, hd, scale, Q, qd, K, kvd, 0.0f,
+                S, P);
+    /* Causal mask and softmax: new token i sees positions 0..p0+i. */
+    for (int i = 0; i < n; i++) {
+        float *row = S + (size_t)i * P;
+        int seen = p0 + i0 + i + 1;
+        ee_softmax(row, seen);
+        for (int j = seen; j < P; j++) row[j] = 0.0f;
+    }
+    /* O[n][hd] = S V */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, P, 1.0f, S, P, V, kvd, 0.0f, O,
+                qd);
 }
 
 static void attend(ee_llama_ctx *c, const ee_kv_cache *kv, int layer, int r0, int n, int p0) {
-    const int n_head = c->m->hp.n_head, P = p0 + n;
-    int nt = ee_kernels_threads();
-    /* Parallel over heads once there is enough work to pay for the fork. */
-    if (nt > 1 && (long)n * P * c->m->hp.head_dim >= 32768) {
-#pragma omp parallel num_threads(nt)
-        {
-            int id = omp_get_thread_num(), parts = omp_get_num_threads();
-            int64_t a, b;
-            ee_split_range(n_head, parts, id, 1, &a, &b);
-            attend_heads(c, kv, layer, r0, n, p0, (int)a, (int)b,
-                         c->scores + (size_t)id * n * P);
-        }
-    } else {
-        attend_heads(c, kv, layer, r0, n, p0, 0, n_head, c->scores);
+    const int n_head = c->m->hp.n_head, n_chunks = (n + ATT_CHUNK - 1) / ATT_CHUNK;
+    const int n_tasks = n_head * n_chunks;
+    const int nt = ee_kernels_threads();
+    const size_t per_thread = (size_t)(n < ATT_CHUNK ? n : ATT_CHUNK) * (p0 + n);
+    /* Largest tasks (last chunks: most columns) first, handed out
+     * dynamically, so the triangle balances across threads. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) \
+    if (nt > 1 && (long)n * (p0 + n) * c->m->hp.head_dim >= 32768)
+    for (int t = 0; t < n_tasks; t++) {
+        const int chunk = n_chunks - 1 - t / n_head, h = t % n_head;
+        const int i0 = chunk * ATT_CHUNK, i1 = i0 + ATT_CHUNK < n ? i0 + ATT_CHUNK : n;
+        attend_task(c, kv, layer, r0, p0, h, i0, i1,
+                    c->scores + (size_t)omp_get_thread_num() * per_thread);
     }
+}
+
+/* SwiGLU over T rows, rows split across the team for prefill. */
+static void swiglu_rows(float *g, const float *u, int T, int ff) {
+    const int nt = ee_kernels_threads();
+#pragma omp parallel for num_threads(nt) if (nt > 1 && (long)T * ff >= 65536)
+    for (int r = 0; r < T; r++) ee_swiglu(g + (size_t)r * ff, u + (size_t)r * ff, (size_t)ff);
 }
 
 int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *err) {
@@ -374,8 +384,8 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
                 return ee_err_set(err, "sequences %d and %d share a KV cache", t, s);
         T += sq->n_tokens;
         if (sq->logits) R += sq->all_logits ? sq->n_tokens : 1;
-        size_t sc = (size_t)sq->n_tokens * (sq->cache->n + sq->n_tokens) *
-                    (size_t)ee_kernels_threads();
+        size_t sc = (size_t)(sq->n_tokens < ATT_CHUNK ? sq->n_tokens : ATT_CHUNK) *
+                    (sq->cache->n + sq->n_tokens) * (size_t)ee_kernels_threads();
         if (sc > max_scores) max_scores = sc;
     }
     if (ctx_reserve(c, T, R, max_scores, err) != 0) return -1;
@@ -385,6 +395,7 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
         for (int i = 0; i < seqs[s].n_tokens; i++, r++) {
             ee_mat_row(&m->tok_embd, seqs[s].tokens[i], c->x + (size_t)r * d);
             c->pos[r] = seqs[s].cache->n + i;
+            ee_rope_table(c->rope + (size_t)r * hp->n_rot, hp->n_rot, c->pos[r], hp->rope_theta);
         }
     }
 
@@ -398,10 +409,9 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
         ee_mat_mul(&L->wk, c->xn, d, T, c->k, kvd, 0.0f);
         ee_mat_mul(&L->wv, c->xn, d, T, c->v, kvd, 0.0f);
         for (int r = 0; r < T; r++) {
-            ee_rope_adjacent(c->q + (size_t)r * qd, hp->n_head, hd, hp->n_rot, c->pos[r],
-                             hp->rope_theta);
-            ee_rope_adjacent(c->k + (size_t)r * kvd, hp->n_head_kv, hd, hp->n_rot,
-                             c->pos[r], hp->rope_theta);
+            const float *cs = c->rope + (size_t)r * hp->n_rot;
+            ee_rope_apply(c->q + (size_t)r * qd, hp->n_head, hd, hp->n_rot, cs);
+            ee_rope_apply(c->k + (size_t)r * kvd, hp->n_head_kv, hd, hp->n_rot, cs);
         }
         for (int s = 0, r0 = 0; s < n_seqs; s++) {
             ee_kv_cache *kv = seqs[s].cache;
@@ -421,7 +431,7 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
                        hp->norm_eps);
         ee_mat_mul(&L->w_gate, c->xn, d, T, c->gate, ff, 0.0f);
         ee_mat_mul(&L->w_up, c->xn, d, T, c->up, ff, 0.0f);
-        ee_swiglu(c->gate, c->up, (size_t)T * ff);
+        swiglu_rows(c->gate, c->up, T, ff);
         ee_mat_mul(&L->w_down, c->gate, ff, T, c->x, d, 1.0f); /* x += h Wd^T */
     }
 

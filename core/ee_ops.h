@@ -25,6 +25,17 @@ void ee_swiglu(float *a, const float *b, size_t n);
 /* In-place softmax over n values; returns nothing, handles -inf entries. */
 void ee_softmax(float *x, int n);
 
+/* x[i] = exp(x[i] - sub) for i < n; returns the sum of the results (in
+ * double). Vectorised (AVX-512: range reduction + degree-6 polynomial,
+ * within 2 ulp of expf); scalar expf otherwise. */
+double ee_exp_sum(float *x, int n, float sub);
+
+/* cos/sin table for one position: cs[2i] = cos(pos * theta^(-2i/n_rot)),
+ * cs[2i+1] = sin(...), i < n_rot/2. */
+void ee_rope_table(float *cs, int n_rot, int pos, float theta);
+/* Rotate adjacent pairs of each head with a table from ee_rope_table. */
+void ee_rope_apply(float *x, int n_heads, int hd, int n_rot, const float *cs);
+
 /* RoPE on adjacent pairs (GGUF/llama.cpp "normal" layout): for pair i of a
  * head of dim hd, angle = pos * theta^(-2i/hd);
  * (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos). Applies to n_heads heads

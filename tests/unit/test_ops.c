@@ -134,6 +134,31 @@ START_TEST(conv2d_matches_direct_sum) {
 }
 END_TEST
 
+/* The vectorised exp (softmax, SiLU) against double-precision exp over the
+ * whole useful range, including the tail lanes of a non-multiple of 16. */
+START_TEST(vector_exp_accuracy) {
+    enum { N = 4099 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = -100.0f + 188.0f * i / (N - 1);
+    for (int i = 0; i < N; i++) y[i] = x[i];
+    double sum = ee_exp_sum(y, N, 0.0f), ref_sum = 0.0;
+    for (int i = 0; i < N; i++) {
+        double r = exp((double)x[i]);
+        ref_sum += r;
+        if (r < 1e-37) continue; /* float subnormals: absolute error is what matters */
+        ck_assert_msg(fabs(y[i] - r) <= 4e-7 * r, "exp(%g) = %g, want %g", x[i], y[i], r);
+    }
+    ck_assert_double_eq_tol(sum / ref_sum, 1.0, 1e-6);
+    float z[37];
+    for (int i = 0; i < 37; i++) z[i] = y[i] = -20.0f + i * 1.1f;
+    ee_silu(y, 37);
+    for (int i = 0; i < 37; i++) {
+        double v = z[i], r = v / (1 + exp(-v));
+        ck_assert_msg(fabs(y[i] - r) <= 1e-6 * fabs(r) + 1e-30, "silu(%g) = %g, want %g", v, y[i], r);
+    }
+}
+END_TEST
+
 Suite *suite_ops(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("ops");
@@ -141,6 +166,7 @@ Suite *suite_ops(void) {
     tcase_add_test(tc, layernorm_definition);
     tcase_add_test(tc, activations_known_values);
     tcase_add_test(tc, softmax_sums_to_one_and_masks);
+    tcase_add_test(tc, vector_exp_accuracy);
     tcase_add_test(tc, rope_adjacent_pairs_and_relative_positions);
     tcase_add_test(tc, conv2d_matches_direct_sum);
     suite_add_tcase(s, tc);
