@@ -47,7 +47,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model demo bench clean distclean
+.PHONY: all deps model venv test test-unit test-model demo bench bench-machine clean distclean
 
 all: $(BINS)
 
@@ -137,6 +137,13 @@ $(STAMP)/bench-venv: bench/requirements.txt | $(STAMP)/venv
 
 bench: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 	$(PY) bench/bench_engine.py --model $(MODEL) --bin $(BUILD)/bin/ee-model
+
+$(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-machine: $(BUILD)/bin/bench-machine
+	$(BUILD)/bin/bench-machine
 
 clean:
 	rm -rf $(BUILD)
