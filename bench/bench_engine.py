@@ -150,7 +150,8 @@ def run_child(cmd):
 # ---------------------------------------------------------------- our engine
 def ours_run(binary, model, ids, max_tokens, threads):
     cmd = [binary, "generate", "--model", model, "--tokens", ",".join(map(str, ids)),
-           "--max-tokens", str(max_tokens), "--threads", str(threads), "--ignore-eos", "--json"]
+           "--max-tokens", str(max_tokens), "--threads", str(threads), "--ignore-eos",
+           "--warmup", "--json"]
     c = run_child(cmd)
     if c["rc"] != 0:
         raise RuntimeError(f"ee-model exited {c['rc']}: {c['err'].strip()[-400:]}")
@@ -158,9 +159,10 @@ def ours_run(binary, model, ids, max_tokens, threads):
 
 
 def bench_ours(binary, model, pp_ids, tg_ids, threads, reps):
-    """Each rep is a fresh process (no in-process warmup is possible via the
-    CLI). pp: 512-token prompt, --max-tokens 1, prefill_tok_s. tg: short
-    prompt, --max-tokens 128 --ignore-eos, decode_tok_s."""
+    """Each rep is a fresh process that runs one untimed warm-up forward
+    (--warmup, as llama-bench and the llama.cpp half here do). pp: 512-token
+    prompt, --max-tokens 1, prefill_tok_s. tg: short prompt, --max-tokens 128
+    --ignore-eos, decode_tok_s."""
     pp, tg, rss_pp, rss_tg, bg = [], [], 0.0, 0.0, 0.0
     for _ in range(reps):
         r, c = ours_run(binary, model, pp_ids, 1, threads)

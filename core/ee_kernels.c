@@ -194,17 +194,20 @@ EE_INLINE void half_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int 
     const int64_t nv = j->cols / 16;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *h = (const uint16_t *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc[EE_FUSED_MAX_T];
-        for (int i = 0; i < T; i++) acc[i] = _mm512_setzero_ps();
+        __m512 acc[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
+        for (int i = 0; i < T; i++) acc[i] = acc1[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nv; k++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(h + k * 16));
             __m512 wv = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
                              : _mm512_cvtph_ps(raw);
-            for (int i = 0; i < T; i++)
-                acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(j->x + i * j->ldx + k * 16), acc[i]);
+            for (int i = 0; i < T; i++) {
+                __m512 xv = _mm512_loadu_ps(j->x + i * j->ldx + k * 16);
+                if (k & 1) acc1[i] = _mm512_fmadd_ps(wv, xv, acc1[i]);
+                else acc[i] = _mm512_fmadd_ps(wv, xv, acc[i]);
+            }
         }
         for (int i = 0; i < T; i++) {
-            float v = hsum(acc[i]);
+            float v = hsum(_mm512_add_ps(acc[i], acc1[i]));
             for (int64_t c = nv * 16; c < j->cols; c++) { /* tail */
                 float wf = bf16 ? ee_bf16_to_fp32(h[c]) : h2f(h[c]);
                 v += wf * j->x[i * j->ldx + c];
@@ -218,15 +221,18 @@ EE_INLINE void f32_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T
     const int64_t nv = j->cols / 16;
     for (int64_t r = r0; r < r1; r++) {
         const float *wr = (const float *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc[EE_FUSED_MAX_T];
-        for (int i = 0; i < T; i++) acc[i] = _mm512_setzero_ps();
+        __m512 acc[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
+        for (int i = 0; i < T; i++) acc[i] = acc1[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nv; k++) {
             __m512 wv = _mm512_loadu_ps(wr + k * 16);
-            for (int i = 0; i < T; i++)
-                acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(j->x + i * j->ldx + k * 16), acc[i]);
+            for (int i = 0; i < T; i++) {
+                __m512 xv = _mm512_loadu_ps(j->x + i * j->ldx + k * 16);
+                if (k & 1) acc1[i] = _mm512_fmadd_ps(wv, xv, acc1[i]);
+                else acc[i] = _mm512_fmadd_ps(wv, xv, acc[i]);
+            }
         }
         for (int i = 0; i < T; i++) {
-            float v = hsum(acc[i]);
+            float v = hsum(_mm512_add_ps(acc[i], acc1[i]));
             for (int64_t c = nv * 16; c < j->cols; c++) v += wr[c] * j->x[i * j->ldx + c];
             store_out(j, i, r, v);
         }
@@ -238,6 +244,65 @@ static void rows_f16(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(
 static void rows_bf16(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(BF16_T, j, r0, r1); }
 static void rows_f32(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(f32_rows_T, j, r0, r1); }
 #endif /* __AVX512F__ */
+
+/* ---- vectorised dequantization ------------------------------------------------ */
+
+static void dequant_row_generic(ee_dtype t, const uint8_t *src, int64_t cols, float *out) {
+    ee_dequantize_row(t, src, out, (uint64_t)cols, NULL);
+}
+
+void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, int64_t r0,
+                     int64_t r1, float *out) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)w + (size_t)r * row_bytes;
+        float *o = out + (size_t)(r - r0) * cols;
+#if defined(__AVX512F__)
+        const int64_t nb = cols / 32;
+        const __m128i lo_mask = _mm_set1_epi8(0x0F);
+        if (t == EE_DT_Q4_1) {
+            const blk_q4_1 *b = (const blk_q4_1 *)src;
+            for (int64_t k = 0; k < nb; k++) {
+                __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
+                __m512 d = _mm512_set1_ps(h2f(b[k].d)), m = _mm512_set1_ps(h2f(b[k].m));
+                __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)));
+                __m512 hi = _mm512_cvtepi32_ps(
+                    _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)));
+                _mm512_storeu_ps(o + k * 32, _mm512_add_ps(_mm512_mul_ps(lo, d), m));
+                _mm512_storeu_ps(o + k * 32 + 16, _mm512_add_ps(_mm512_mul_ps(hi, d), m));
+            }
+            continue;
+        }
+        if (t == EE_DT_Q4_0) {
+            const blk_q4_0 *b = (const blk_q4_0 *)src;
+            const __m512i eight = _mm512_set1_epi32(8);
+            for (int64_t k = 0; k < nb; k++) {
+                __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
+                __m512 d = _mm512_set1_ps(h2f(b[k].d));
+                __m512 lo = _mm512_cvtepi32_ps(
+                    _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)), eight));
+                __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                    _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)), eight));
+                _mm512_storeu_ps(o + k * 32, _mm512_mul_ps(lo, d));
+                _mm512_storeu_ps(o + k * 32 + 16, _mm512_mul_ps(hi, d));
+            }
+            continue;
+        }
+        if (t == EE_DT_Q8_0) {
+            const blk_q8_0 *b = (const blk_q8_0 *)src;
+            for (int64_t k = 0; k < nb; k++) {
+                __m512 d = _mm512_set1_ps(h2f(b[k].d));
+                __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b[k].qs)));
+                __m512 q1 = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b[k].qs + 16))));
+                _mm512_storeu_ps(o + k * 32, _mm512_mul_ps(q0, d));
+                _mm512_storeu_ps(o + k * 32 + 16, _mm512_mul_ps(q1, d));
+            }
+            continue;
+        }
+#endif
+        dequant_row_generic(t, src, cols, o);
+    }
+}
 
 /* Portable fallback: dequantize a row, then dot in f32. */
 static void rows_generic(const gemv_job *j, int64_t r0, int64_t r1) {

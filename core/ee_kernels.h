@@ -18,8 +18,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Largest T the fused kernels take; bigger batches dequantize + sgemm. */
+/* Largest T one fused pass takes. */
 #define EE_FUSED_MAX_T 8
+/* Batches up to this many rows run as fused passes of EE_FUSED_MAX_T;
+ * bigger batches dequantize + sgemm. */
+#define EE_FUSED_BATCH_ROWS 32
 
 bool ee_gemv_supported(ee_dtype t);
 
@@ -33,6 +36,13 @@ void ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, i
 void ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows,
                         int64_t cols, const float *x, int64_t ldx, int T, float *y,
                         int64_t ldy, float beta);
+
+/* Dequantize rows [r0, r1) of a stored matrix into out ([r1-r0][cols]),
+ * bit-identical to ee_dequantize_row (vectorised for Q4_1/Q4_0/Q8_0/F16/
+ * BF16; q*d + m computed as a rounded product then a rounded sum, never an
+ * FMA, exactly as ggml's reference does). */
+void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, int64_t r0,
+                     int64_t r1, float *out);
 
 /* Threads for the OpenMP team (our kernels and row-split BLAS calls). */
 void ee_kernels_set_threads(int n);

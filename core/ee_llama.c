@@ -462,3 +462,27 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
     for (int s = 0; s < n_seqs; s++) seqs[s].cache->n += seqs[s].n_tokens;
     return 0;
 }
+
+int ee_llama_warmup(ee_llama_ctx *c, int n_tokens, ee_err *err) {
+    const ee_llama_model *m = c->m;
+    if (n_tokens > m->hp.n_ctx_train) n_tokens = m->hp.n_ctx_train;
+    ee_kv_cache *kv = ee_kv_cache_new(m, n_tokens, err);
+    int32_t *tok = calloc((size_t)n_tokens, sizeof *tok);
+    float *lg = malloc((size_t)m->hp.n_vocab * sizeof(float));
+    int rc = -1;
+    if (kv && tok && lg) {
+        ee_llama_seq s = {.tokens = tok, .n_tokens = n_tokens, .cache = kv, .logits = lg};
+        rc = ee_llama_forward(c, &s, 1, err);
+        if (rc == 0) { /* and the decode path */
+            ee_kv_cache_truncate(kv, 0);
+            s.n_tokens = 1;
+            rc = ee_llama_forward(c, &s, 1, err);
+        }
+    } else if (kv) {
+        ee_err_set(err, "out of memory");
+    }
+    free(lg);
+    free(tok);
+    ee_kv_cache_free(kv);
+    return rc;
+}

@@ -106,4 +106,9 @@ typedef struct ee_llama_seq {
 int ee_llama_forward(ee_llama_ctx *ctx, ee_llama_seq *seqs, int n_seqs,
                      ee_err *err);
 
+/* Run one throwaway forward of n_tokens (e.g. EE_PREFILL_CHUNK) so scratch
+ * buffers, BLAS per-thread buffers and the thread team exist and are
+ * faulted in before the first real request. */
+int ee_llama_warmup(ee_llama_ctx *ctx, int n_tokens, ee_err *err);
+
 #endif

@@ -105,7 +105,7 @@ static void mul_rows_blas(const ee_mat *m, int64_t r0, int64_t r1, const float *
     } else {
         float *buf = scratch((size_t)nr * cols);
         if (!buf) abort(); /* a few MB of scratch: treated as fatal like a stack overflow */
-        for (int r = 0; r < nr; r++) ee_mat_row(m, r0 + r, buf + (size_t)r * cols);
+        ee_dequant_rows(m->type, m->data, m->row_bytes, cols, r0, r1, buf);
         w = buf;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, nr, cols, 1.0f, x, (int)ldx, w,
@@ -114,9 +114,15 @@ static void mul_rows_blas(const ee_mat *m, int64_t r0, int64_t r1, const float *
 
 void ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T, float *y,
                 int64_t ldy, float beta) {
-    if (T <= EE_FUSED_MAX_T && ee_gemv_supported(m->type)) {
-        ee_gemv_stored(m->type, m->data, m->row_bytes, m->rows, m->cols, x, ldx, (int)T, y, ldy,
-                       beta);
+    /* Up to EE_FUSED_BATCH_ROWS rows, passes of the fused kernel (8 rows
+     * each) beat dequantize + sgemm: measured crossover ~32-48 rows on
+     * SmolLM2 (docs/BENCHMARKS.md, "short prompts"). */
+    if (T <= EE_FUSED_BATCH_ROWS && ee_gemv_supported(m->type)) {
+        for (int64_t t0 = 0; t0 < T; t0 += EE_FUSED_MAX_T) {
+            int n = T - t0 < EE_FUSED_MAX_T ? (int)(T - t0) : EE_FUSED_MAX_T;
+            ee_gemv_stored(m->type, m->data, m->row_bytes, m->rows, m->cols, x + t0 * ldx, ldx, n,
+                           y + t0 * ldy, ldy, beta);
+        }
         return;
     }
     int nt = ee_kernels_threads();

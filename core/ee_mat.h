@@ -4,8 +4,8 @@
  * `rows` rows of `cols` contiguous values; a linear layer computes
  * y[r] = sum_c W[r][c] * x[c], i.e. Y = X W^T for a batch X [T][cols].
  *
- * Small batches (T <= EE_FUSED_MAX_T: decode) run the fused kernels of
- * ee_kernels.h straight over the stored blocks. Larger batches (prefill)
+ * Small batches (T <= EE_FUSED_BATCH_ROWS: decode, short prompts) run the
+ * fused kernels of ee_kernels.h straight over the stored blocks. Larger batches (prefill)
  * dequantize each thread's share of rows into scratch and call sgemm;
  * the dequantization is amortised over the batch. */
 #ifndef EE_MAT_H

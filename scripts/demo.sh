@@ -7,7 +7,7 @@ MODEL=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 BIN=build/bin
 PROMPT=${PROMPT:-"What is the capital of France? Answer in one sentence."}
 echo "== model"
-$BIN/ee-model info --model "$MODEL" | grep -E '^(architecture|name|n_params|tensor_types)|^  (n_vocab|n_embd|n_layer|n_head|n_head_kv|n_ff) '
+$BIN/ee-model info --model "$MODEL" | sed -n '/^tokenizer:/q;p'
 echo
 echo "== prompt: $PROMPT"
 echo "== token ids (chat template):"

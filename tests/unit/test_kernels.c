@@ -7,6 +7,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -57,11 +58,41 @@ START_TEST(fused_equals_reference_all_types) {
 }
 END_TEST
 
+START_TEST(fast_dequant_is_bit_identical) {
+    ee_dtype types[] = {EE_DT_F16, EE_DT_BF16, EE_DT_Q8_0, EE_DT_Q4_0, EE_DT_Q4_1};
+    const int rows = 9, cols = 576;
+    ee_err err = {{0}};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        ee_dtype t = types[k];
+        unsigned s = 99u + (unsigned)t;
+        size_t rb = ee_dtype_row_bytes(t, cols);
+        uint8_t *w = malloc(rb * rows);
+        float *src = malloc(sizeof(float) * cols), *a = malloc(sizeof(float) * rows * cols),
+              *b = malloc(sizeof(float) * cols);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) src[c] = frand(&s) * (r + 1);
+            ck_assert_int_eq(ee_quantize_row(t, src, w + rb * r, cols, &err), 0);
+        }
+        ee_dequant_rows(t, w, rb, cols, 2, rows, a);
+        for (int r = 2; r < rows; r++) {
+            ee_dequantize_row(t, w + rb * r, b, cols, &err);
+            ck_assert_msg(memcmp(a + (size_t)(r - 2) * cols, b, sizeof(float) * cols) == 0,
+                          "type %d row %d differs from the reference", t, r);
+        }
+        free(w);
+        free(src);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
 Suite *suite_kernels(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("gemv");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, fused_equals_reference_all_types);
+    tcase_add_test(tc, fast_dequant_is_bit_identical);
     suite_add_tcase(s, tc);
     return s;
 }

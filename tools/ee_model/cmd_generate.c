@@ -15,11 +15,12 @@
 static const char *USAGE =
     "usage: ee-model generate --model M.gguf (--prompt TEXT | --tokens ID,ID,...)\n"
     "         [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-    "         [--seed S] [--threads N] [--ignore-eos] [--f32-weights] [--json]\n"
+    "         [--seed S] [--threads N] [--ignore-eos] [--f32-weights] [--warmup] [--json]\n"
     "  Greedy when temperature is 0 (the default). --chat wraps the prompt in the\n"
     "  model's chat template. Weights stay in the file's blocks and are multiplied\n"
     "  in f32; --f32-weights dequantizes them to f32 copies first (more memory,\n"
-    "  same results). --ignore-eos always generates --max-tokens tokens.\n";
+    "  same results). --ignore-eos always generates --max-tokens tokens.\n"
+    "  --warmup runs one untimed forward first (as llama-bench does).\n";
 
 typedef struct stream_state {
     const ee_tokenizer *tok;
@@ -37,7 +38,7 @@ static int print_piece(void *user, int32_t token, int index) {
 
 int cmd_generate(int argc, char **argv) {
     enum { MODEL, PROMPT, TOKENS, CHAT, MAXT, TEMP, TOPK, TOPP, SEED, THREADS, JSON,
-           IGNORE_EOS, F32W, HELP, NF };
+           IGNORE_EOS, F32W, WARMUP, HELP, NF };
     cli_flag f[NF] = {
         [MODEL] = {"--model", true},      [PROMPT] = {"--prompt", true},
         [TOKENS] = {"--tokens", true},    [CHAT] = {"--chat", false},
@@ -45,7 +46,7 @@ int cmd_generate(int argc, char **argv) {
         [TOPK] = {"--top-k", true},       [TOPP] = {"--top-p", true},
         [SEED] = {"--seed", true},        [THREADS] = {"--threads", true},
         [JSON] = {"--json", false},       [IGNORE_EOS] = {"--ignore-eos", false},
-        [F32W] = {"--f32-weights", false}, [HELP] = {"--help", false},
+        [F32W] = {"--f32-weights", false}, [WARMUP] = {"--warmup", false}, [HELP] = {"--help", false},
     };
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("generate", err.msg);
@@ -114,6 +115,10 @@ int cmd_generate(int argc, char **argv) {
     };
     ctx = ee_llama_ctx_new(m, &err);
     if (!ctx) goto done;
+    if (f[WARMUP].present) {
+        int wn = n_prompt < EE_PREFILL_CHUNK ? (int)n_prompt : EE_PREFILL_CHUNK;
+        if (ee_llama_warmup(ctx, wn, &err)) goto done;
+    }
     stream_state st = {.tok = cm.tok};
     bool stream = !f[JSON].present && cm.tok;
     if (ee_generate(m, ctx, prompt, (int)n_prompt, &gp, stream ? print_piece : NULL, &st, &res,
@@ -161,6 +166,7 @@ int cmd_generate(int argc, char **argv) {
             for (int i = 0; i < res.n_tokens; i++) printf("%s%d", i ? "," : "", res.tokens[i]);
         }
         printf("\n");
+        fflush(stdout); /* the stats line on stderr must follow the text */
         fprintf(stderr,
                 "[%zu prompt tokens, %d generated, finish=%s; prefill %.1f ms (%.1f tok/s), "
                 "decode %.1f ms (%.1f tok/s), %ld threads, BLAS %s]\n",
