@@ -12,7 +12,7 @@ PKGS     = openblas jansson libsodium
 CHECK    = check
 WARN     = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 CSTD     = -std=c11 -D_GNU_SOURCE
-OPT     ?= -O3 $(ARCH) -fno-math-errno -fno-trapping-math
+OPT     ?= -O3 $(ARCH) -fno-math-errno -fno-trapping-math -ffp-contract=off
 DBG      = -g
 BUILD    = build
 STAMP    = .cache/stamps

@@ -3,9 +3,12 @@
 #include "ee_gguf.h"
 #include "ee_quant.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,7 +19,7 @@ ee_testmodel_cfg ee_testmodel_default(void) {
                               .seed = 1};
 }
 
-static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
+uint64_t ee_test_splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -25,7 +28,7 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
 
 /* Uniform in [-a, a). */
 static float rng_uniform(uint64_t *s, float a) {
-    return ((rng_next(s) >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a;
+    return ((ee_test_splitmix64(s) >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a;
 }
 
 static int add_weight(ee_gguf_writer *w, const char *name, int cols, int rows, ee_dtype t,
@@ -60,17 +63,15 @@ static int add_gain(ee_gguf_writer *w, const char *name, int n, uint64_t *rng, e
     return rc;
 }
 
-/* GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to
- * 256 + k in order. Writes the UTF-8 of byte b's code point. */
-static void byte_token(int b, char *out) {
-    int cp;
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) {
-        cp = b;
-    } else {
-        int k = 0;
-        for (int x = 0; x < b; x++)
-            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) k++;
-        cp = 256 + k;
+static bool byte_is_printable(unsigned b) {
+    return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+}
+
+void ee_test_byte_token(unsigned b, char out[3]) {
+    unsigned cp = b;
+    if (!byte_is_printable(b)) {
+        cp = 256;
+        for (unsigned x = 0; x < b; x++) cp += !byte_is_printable(x);
     }
     if (cp < 0x80) {
         out[0] = (char)cp;
@@ -91,7 +92,7 @@ int ee_testmodel_write(const char *path, const ee_testmodel_cfg *c, ee_err *err)
     char *toks[EE_TESTMODEL_VOCAB];
     static char bytes[256][4];
     for (int b = 0; b < 256; b++) {
-        byte_token(b, bytes[b]);
+        ee_test_byte_token((unsigned)b, bytes[b]);
         toks[b] = bytes[b];
     }
     /* "Ġ" is U+0120 = bytes_to_unicode(' '). */
@@ -172,14 +173,53 @@ char *ee_test_tmpfile(const char *suffix) {
     return strdup(tmpl);
 }
 
+char *ee_test_mkdtemp(const char *tag) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/ee-test-%s-XXXXXX", dir, tag);
+    ck_assert_msg(mkdtemp(tmpl) != NULL, "mkdtemp: %s", strerror(errno));
+    char *p = strdup(tmpl);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void ee_test_rmtree(const char *dir) {
+    if (dir && *dir) nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+void ee_test_write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 const char *ee_test_python(void) {
     const char *p = getenv("EE_PY");
-    return p ? p : ".cache/venv/bin/python";
+    return p && *p ? p : ".cache/venv/bin/python";
 }
 
 const char *ee_test_bindir(void) {
     const char *p = getenv("EE_BIN");
     return p ? p : "build/bin";
+}
+
+const char *ee_test_model_path(void) {
+    const char *p = getenv("EE_MODEL");
+    return p && *p ? p : ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+const char *ee_test_refdir(void) {
+    const char *p = getenv("EE_REF");
+    return p && *p ? p : "build/ref";
 }
 
 static char *slurp_fd(FILE *f) {
@@ -225,4 +265,17 @@ int ee_test_run(const char *cmd, char **out, char **err_out) {
     unlink(errfile);
     free(errfile);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int ee_test_python_script(const char *dir, const char *script, const char *args, char *cmd,
+                          size_t cmd_cap) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/oracle.py", dir);
+    snprintf(cmd, cmd_cap, "'%s' '%s' %s", ee_test_python(), path, args);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    size_t n = strlen(script);
+    bool ok = fwrite(script, 1, n, f) == n;
+    if (fclose(f) != 0 || !ok) return -1;
+    return system(cmd);
 }

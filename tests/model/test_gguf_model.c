@@ -5,33 +5,21 @@
  * element-by-element comparison (first mismatch reported) for a sample
  * that covers every type in the file. */
 #include <check.h>
-#include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ee_gguf.h"
 #include "ee_quant.h"
-
-static const char *model_path(void) {
-    const char *p = getenv("EE_MODEL");
-    return p && *p ? p : ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
-static const char *py_bin(void) {
-    const char *p = getenv("EE_PY");
-    return p && *p ? p : ".cache/venv/bin/python";
-}
+#include "ee_testmodel.h"
 
 static ee_gguf *open_model(void) {
     ee_err err = {{0}};
-    ee_gguf *g = ee_gguf_open(model_path(), &err);
+    ee_gguf *g = ee_gguf_open(ee_test_model_path(), &err);
     ck_assert_msg(g != NULL, "cannot open the model (set EE_MODEL): %s", err.msg);
     return g;
 }
@@ -90,12 +78,6 @@ START_TEST(test_model_structure) {
 }
 END_TEST
 
-static char tmpdir[64];
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static const char *PY_DEQ =
     "import sys, hashlib, numpy as np\n"
     "from gguf import GGUFReader\n"
@@ -131,22 +113,17 @@ static float *dequant_tensor(const ee_gguf_tensor *t) {
 
 START_TEST(test_model_dequant_vs_python) {
     ck_assert_int_ge(sodium_init(), 0);
-    strcpy(tmpdir, "/tmp/ee-test-model-XXXXXX");
-    ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
-    char script[128], full[512] = "", cmd[2048];
-    snprintf(script, sizeof script, "%s/deq.py", tmpdir);
-    FILE *f = fopen(script, "w");
-    fputs(PY_DEQ, f);
-    fclose(f);
+    char *tmpdir = ee_test_mkdtemp("model");
+    char full[512] = "", args[4096], cmd[8192];
     for (size_t i = 0; i < sizeof k_full / sizeof k_full[0]; i++) {
         if (i) strcat(full, ",");
         strcat(full, k_full[i]);
     }
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' '%s'", py_bin(), script, model_path(), tmpdir, full);
-    ck_assert_msg(system(cmd) == 0, "python failed: %s", cmd);
+    snprintf(args, sizeof args, "'%s' '%s' '%s'", ee_test_model_path(), tmpdir, full);
+    ck_assert_msg(ee_test_python_script(tmpdir, PY_DEQ, args, cmd, sizeof cmd) == 0, "python failed: %s", cmd);
 
     ee_gguf *g = open_model();
-    char hpath[128];
+    char hpath[1024];
     snprintf(hpath, sizeof hpath, "%s/hashes.txt", tmpdir);
     FILE *hf = fopen(hpath, "r");
     ck_assert_ptr_nonnull(hf);
@@ -166,7 +143,7 @@ START_TEST(test_model_dequant_vs_python) {
         bool is_full = false;
         for (size_t i = 0; i < sizeof k_full / sizeof k_full[0]; i++) is_full |= strcmp(name, k_full[i]) == 0;
         if (is_full) {
-            char fpath[256];
+            char fpath[1024];
             snprintf(fpath, sizeof fpath, "%s/%s.f32", tmpdir, name);
             FILE *ff = fopen(fpath, "rb");
             ck_assert_msg(ff != NULL, "%s missing", fpath);
@@ -188,7 +165,8 @@ START_TEST(test_model_dequant_vs_python) {
     fclose(hf);
     ck_assert_uint_eq(seen, ee_gguf_n_tensors(g));
     ee_gguf_close(g);
-    nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    ee_test_rmtree(tmpdir);
+    free(tmpdir);
 }
 END_TEST
 

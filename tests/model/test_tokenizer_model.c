@@ -2,6 +2,7 @@
  * (tests/ref/ref_tokenizer.py over tests/data/tok_corpus.txt), produced by
  * `make test-model` into $EE_REF before this runs. */
 #include "ee_gguf.h"
+#include "ee_testmodel.h"
 #include "ee_tokenizer.h"
 
 #include <check.h>
@@ -10,11 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static const char *env_or(const char *k, const char *d) {
-    const char *v = getenv(k);
-    return v ? v : d;
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -32,7 +28,7 @@ static json_t *g_vocab;  /* the "vocab" record */
 
 static void load_refs(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tok_ref.jsonl", env_or("EE_REF", "build/ref"));
+    snprintf(path, sizeof path, "%s/tok_ref.jsonl", ee_test_refdir());
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s (run `make test-model`)", path);
     g_lines = json_array();
@@ -63,8 +59,7 @@ static void load_refs(void) {
 
 static void setup(void) {
     ee_err err = {{0}};
-    const char *path = env_or("EE_MODEL", ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    g_gguf = ee_gguf_open(path, &err);
+    g_gguf = ee_gguf_open(ee_test_model_path(), &err);
     ck_assert_msg(g_gguf != NULL, "%s", err.msg);
     double t0 = now_s();
     g_tok = ee_tokenizer_open_gguf(g_gguf, &err);

@@ -12,7 +12,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -25,60 +24,31 @@
 
 #include "ee_gguf.h"
 #include "ee_quant.h"
-
-/* Only calls into check on failure (ck_assert costs a pipe write per call,
- * too slow inside loops of thousands of iterations). */
-#define REQUIRE(cond, ...)                         \
-    do {                                           \
-        if (!(cond)) ck_abort_msg(__VA_ARGS__);    \
-    } while (0)
+#include "ee_testmodel.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
 static uint64_t rng_state;
-static uint64_t rnd(void) { /* splitmix64: deterministic across runs */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return ee_test_splitmix64(&rng_state); } /* deterministic across runs */
 
-static const char *py_bin(void) {
-    const char *p = getenv("EE_PY");
-    return p && *p ? p : ".cache/venv/bin/python";
-}
-
-static char tmpdir[64];
-static void mk_tmpdir(void) {
-    strcpy(tmpdir, "/tmp/ee-test-gguf-XXXXXX");
-    ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
+static char *tmpdir; /* the current test's directory (ee_test_mkdtemp) */
+static void mk_tmpdir(void) { tmpdir = ee_test_mkdtemp("gguf"); }
 static void rm_tmpdir(void) {
-    if (tmpdir[0]) nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-    tmpdir[0] = '\0';
+    ee_test_rmtree(tmpdir);
+    free(tmpdir);
+    tmpdir = NULL;
 }
 static const char *tpath(const char *name) { /* path inside tmpdir (rotating buffers) */
-    static char bufs[4][256];
+    static char bufs[4][1024];
     static int k;
     char *b = bufs[k++ & 3];
-    snprintf(b, 256, "%s/%s", tmpdir, name);
+    snprintf(b, 1024, "%s/%s", tmpdir, name);
     return b;
 }
 
 static bool exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
-}
-
-static void write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 static uint8_t *slurp(const char *path, size_t *n) {
@@ -95,11 +65,8 @@ static uint8_t *slurp(const char *path, size_t *n) {
 }
 
 static void run_py(const char *script, const char *args) {
-    char spath[256], cmd[1024];
-    snprintf(spath, sizeof spath, "%s/script.py", tmpdir);
-    write_file(spath, script, strlen(script));
-    snprintf(cmd, sizeof cmd, "'%s' '%s' %s", py_bin(), spath, args);
-    int rc = system(cmd);
+    char cmd[4096];
+    int rc = ee_test_python_script(tmpdir, script, args, cmd, sizeof cmd);
     ck_assert_msg(rc == 0, "python failed (rc %d): %s", rc, cmd);
 }
 
@@ -758,8 +725,8 @@ START_TEST(test_writer_failures) {
 
     /* A stale PATH.tmp from a crashed writer is replaced; success removes it. */
     p = tpath("stale.gguf");
-    write_file(tpath("stale.gguf.tmp"), "junk", 4);
-    write_file(p, "old", 3);
+    ee_test_write_file(tpath("stale.gguf.tmp"), "junk", 4);
+    ee_test_write_file(p, "old", 3);
     ck_assert_msg(ee_gguf_writer_write(w, p, &err) == 0, "%s", err.msg);
     check_no_output(p);
     ee_gguf *g = ee_gguf_open(p, &err);
@@ -770,7 +737,7 @@ START_TEST(test_writer_failures) {
      * untouched and no PATH.tmp remains. Check runs each test in its own
      * process, and the limit is restored anyway. */
     p = tpath("big.gguf");
-    write_file(p, "old", 3);
+    ee_test_write_file(p, "old", 3);
     struct rlimit old, lim;
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
@@ -935,7 +902,7 @@ START_TEST(test_truncation) {
     size_t cuts[] = {0, 3, 8, 23, 24, 100, (size_t)data_off - 1, (size_t)data_off + 5, (size_t)data_end - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         const char *p = tpath("cut.gguf");
-        write_file(p, buf, cuts[i]);
+        ee_test_write_file(p, buf, cuts[i]);
         ee_gguf *c = ee_gguf_open(p, &err);
         ck_assert_msg(c == NULL, "cut %zu accepted", cuts[i]);
         ck_assert_msg(strstr(err.msg, p) && strstr(err.msg, "GGUF"), "message: %s", err.msg);

@@ -5,7 +5,6 @@
 #include <check.h>
 #include <errno.h>
 #include <float.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,24 +14,16 @@
 
 #include "ee_dtype.h"
 #include "ee_quant.h"
-
-/* ck_assert marks a checkpoint through a pipe on every pass, which is slow
- * in loops of a million iterations: loops use REQUIRE, which only calls
- * into check on failure. */
-#define REQUIRE(cond, ...)                         \
-    do {                                           \
-        if (!(cond)) ck_abort_msg(__VA_ARGS__);    \
-    } while (0)
+#include "ee_testmodel.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
+/* ck_assert marks a checkpoint through a pipe on every pass, which is slow
+ * in loops of a million iterations: loops use REQUIRE (ee_testmodel.h),
+ * which only calls into check on failure. */
+
 static uint64_t rng_state;
-static uint64_t rnd(void) { /* splitmix64: deterministic across runs */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return ee_test_splitmix64(&rng_state); } /* deterministic across runs */
 static float rnd_unit(void) { return (float)((rnd() >> 40) * (1.0 / 16777216.0)); } /* [0,1) */
 static float rnd_normal(void) {
     double u1 = ((rnd() >> 11) + 1.0) * (1.0 / 9007199254740993.0), u2 = (rnd() >> 11) * (1.0 / 9007199254740992.0);
@@ -42,30 +33,12 @@ static float rnd_normal(void) {
 static uint32_t fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float bitsf(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-static const char *py_bin(void) {
-    const char *p = getenv("EE_PY");
-    return p && *p ? p : ".cache/venv/bin/python";
-}
-
-static char tmpdir[64];
-static void mk_tmpdir(void) {
-    strcpy(tmpdir, "/tmp/ee-test-quant-XXXXXX");
-    ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
+static char *tmpdir; /* the current test's directory (ee_test_mkdtemp) */
+static void mk_tmpdir(void) { tmpdir = ee_test_mkdtemp("quant"); }
 static void rm_tmpdir(void) {
-    if (tmpdir[0]) nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-    tmpdir[0] = '\0';
-}
-
-static void write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
+    ee_test_rmtree(tmpdir);
+    free(tmpdir);
+    tmpdir = NULL;
 }
 
 /* Reads exactly n bytes (fails the test on any other size). */
@@ -95,11 +68,9 @@ static const char *PY_QUANT =
     "    np.ascontiguousarray(quantize(x, qt)).view(np.uint8).tofile(out)\n";
 
 static void run_py_quant(const char *mode, const char *tname, const char *in, const char *out) {
-    char script[128], cmd[1024];
-    snprintf(script, sizeof script, "%s/q.py", tmpdir);
-    write_file(script, PY_QUANT, strlen(PY_QUANT));
-    snprintf(cmd, sizeof cmd, "'%s' '%s' %s %s '%s' '%s'", py_bin(), script, mode, tname, in, out);
-    int rc = system(cmd);
+    char args[1024], cmd[4096];
+    snprintf(args, sizeof args, "%s %s '%s' '%s'", mode, tname, in, out);
+    int rc = ee_test_python_script(tmpdir, PY_QUANT, args, cmd, sizeof cmd);
     ck_assert_msg(rc == 0, "python oracle failed (rc %d): %s", rc, cmd);
 }
 
@@ -294,10 +265,10 @@ START_TEST(test_half_vs_python) {
         if (i % 2) u = (u & 0x807fffffu) | ((uint32_t)(100 + rnd() % 45) << 23);
         x[i] = bitsf(u);
     }
-    char in[128], out[128];
+    char in[1024], out[1024];
     snprintf(in, sizeof in, "%s/in.f32", tmpdir);
     snprintf(out, sizeof out, "%s/out.bin", tmpdir);
-    write_file(in, x, N * sizeof *x);
+    ee_test_write_file(in, x, N * sizeof *x);
     ee_dtype types[] = {EE_DT_F16, EE_DT_BF16};
     for (int k = 0; k < 2; k++) {
         ee_err err = {{0}};
@@ -367,10 +338,10 @@ START_TEST(test_dequant_vs_python) {
         memcpy(unaligned + 1, blocks, nbytes);
         ck_assert_msg(ee_dequantize_row(t, unaligned + 1, mine, n, &err) == 0, "%s", err.msg);
         free(unaligned);
-        char in[128], out[128];
+        char in[1024], out[1024];
         snprintf(in, sizeof in, "%s/%s.bin", tmpdir, info->name);
         snprintf(out, sizeof out, "%s/%s.f32", tmpdir, info->name);
-        write_file(in, blocks, nbytes);
+        ee_test_write_file(in, blocks, nbytes);
         run_py_quant("deq", py_name(t), in, out);
         read_file_exact(out, theirs, n * sizeof *theirs);
         for (size_t i = 0; i < n; i++)
@@ -446,10 +417,10 @@ START_TEST(test_quant_vs_python) {
     float *x = malloc(N * sizeof *x);
     rng_state = 7;
     fill_quant_input(x, N);
-    char in[128], out[128];
+    char in[1024], out[1024];
     snprintf(in, sizeof in, "%s/x.f32", tmpdir);
     snprintf(out, sizeof out, "%s/q.bin", tmpdir);
-    write_file(in, x, N * sizeof *x);
+    ee_test_write_file(in, x, N * sizeof *x);
     ee_dtype types[] = {EE_DT_Q8_0, EE_DT_Q4_0, EE_DT_Q4_1, EE_DT_F16, EE_DT_BF16};
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         ee_dtype t = types[k];

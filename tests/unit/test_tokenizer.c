@@ -16,29 +16,6 @@
 
 /* ---- synthetic vocabulary builder -------------------------------------- */
 
-/* GPT-2 bytes_to_unicode, written out independently of the library's. */
-static void byte_char(unsigned b, char out[3]) {
-    static int init;
-    static unsigned map[256];
-    if (!init) {
-        unsigned n = 0;
-        for (unsigned x = 0; x < 256; x++) {
-            bool keep = (x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE);
-            map[x] = keep ? x : 256 + n++;
-        }
-        init = 1;
-    }
-    unsigned cp = map[b];
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        out[1] = 0;
-    } else {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        out[2] = 0;
-    }
-}
-
 #define MAXTOK 400
 typedef struct {
     char *tok[MAXTOK];
@@ -56,7 +33,7 @@ static void v_init(vocab *v, const unsigned char *skip, int nskip) {
         bool s = false;
         for (int i = 0; i < nskip; i++) s |= skip[i] == b;
         char c[3];
-        byte_char(b, c);
+        ee_test_byte_token(b, c);
         if (s) {
             /* keep ids stable: a placeholder no input maps to */
             char ph[16];
@@ -956,7 +933,7 @@ static ee_gguf *write_tok_gguf(const char *path, const char *model, const char *
     int32_t types[256];
     uint8_t types8[256];
     for (unsigned b = 0; b < 256; b++) {
-        byte_char(b, bytes[b]);
+        ee_test_byte_token(b, bytes[b]);
         toks[b] = bytes[b];
         types[b] = 1;
         types8[b] = 1;

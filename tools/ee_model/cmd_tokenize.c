@@ -7,15 +7,17 @@
 #include <stdlib.h>
 
 int cmd_tokenize(int argc, char **argv) {
-    enum { MODEL, PROMPT, CHAT, JSON, HELP, NF };
+    enum { MODEL, PROMPT, CHAT, JSON, KEY, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true}, [PROMPT] = {"--prompt", true},
                       [CHAT] = {"--chat", false},  [JSON] = {"--json", false},
-                      [HELP] = {"--help", false}};
+                      [KEY] = {"--key", true},     [HELP] = {"--help", false}};
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("tokenize", err.msg);
     if (f[HELP].present) {
         printf("usage: ee-model tokenize --model M.gguf --prompt TEXT [--chat] [--json]\n"
-               "  Prints the token ids, comma-separated (or a JSON array).\n");
+               "         [--key K.eekey]\n"
+               "  Prints the token ids, comma-separated (or a JSON array). With --key, M is\n"
+               "  the plaintext model and the ids printed are encrypted under K.\n");
         return 0;
     }
     if (!f[MODEL].present) return cmd_fail("tokenize", "--model is required");
@@ -25,6 +27,12 @@ int cmd_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = cmd_encode_prompt(cm.tok, f[PROMPT].value, f[CHAT].present, &ids, &n, &err);
+    if (rc == 0 && f[KEY].present) {
+        ee_vocab_cipher vc = {0};
+        rc = cmd_load_cipher(f[KEY].value, cm.tok, &vc, NULL, &err);
+        if (rc == 0) rc = ee_vocab_encrypt(&vc, ids, ids, n, &err);
+        ee_vocab_cipher_free(&vc);
+    }
     if (rc == 0) {
         if (f[JSON].present) putchar('[');
         for (size_t i = 0; i < n; i++) printf("%s%d", i ? (f[JSON].present ? ", " : ",") : "", ids[i]);
@@ -37,14 +45,17 @@ int cmd_tokenize(int argc, char **argv) {
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    enum { MODEL, TOKENS, SPECIAL, HELP, NF };
+    enum { MODEL, TOKENS, SPECIAL, KEY, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true}, [TOKENS] = {"--tokens", true},
-                      [SPECIAL] = {"--special", false}, [HELP] = {"--help", false}};
+                      [SPECIAL] = {"--special", false}, [KEY] = {"--key", true},
+                      [HELP] = {"--help", false}};
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("detokenize", err.msg);
     if (f[HELP].present) {
         printf("usage: ee-model detokenize --model M.gguf --tokens ID,ID,... [--special]\n"
-               "  Prints the text. --special renders control tokens such as <|im_end|>.\n");
+               "         [--key K.eekey]\n"
+               "  Prints the text. --special renders control tokens such as <|im_end|>.\n"
+               "  With --key, the ids are encrypted ones: they are decrypted first.\n");
         return 0;
     }
     if (!f[MODEL].present) return cmd_fail("detokenize", "--model is required");
@@ -57,6 +68,12 @@ int cmd_detokenize(int argc, char **argv) {
     size_t len = 0;
     int rc = cli_token_list("--tokens", f[TOKENS].value, ee_tokenizer_n_vocab(cm.tok), &ids, &n,
                             &err);
+    if (rc == 0 && f[KEY].present) {
+        ee_vocab_cipher vc = {0};
+        rc = cmd_load_cipher(f[KEY].value, cm.tok, &vc, NULL, &err);
+        if (rc == 0) rc = ee_vocab_decrypt(&vc, ids, ids, n, &err);
+        ee_vocab_cipher_free(&vc);
+    }
     if (rc == 0) rc = ee_tokenizer_decode(cm.tok, ids, n, f[SPECIAL].present, &text, &len, &err);
     if (rc == 0) {
         fwrite(text, 1, len, stdout);

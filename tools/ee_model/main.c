@@ -20,6 +20,15 @@ static void usage(FILE *f) {
             "  detokenize  --model M.gguf --tokens ID,ID,... [--special]\n"
             "  convert     --model M.gguf --type f32|f16|bf16|q8_0|q4_0|q4_1 --out OUT.gguf\n"
             "\n"
+            "equivariant encryption (docs/EE.md):\n"
+            "  keygen      --out K.eekey\n"
+            "  encrypt     --model PLAIN.gguf --key K.eekey --out ENC.gguf [--type f32|f16]\n"
+            "  tokenize    --model PLAIN.gguf --key K.eekey --prompt TEXT [--chat]   (encrypted ids)\n"
+            "  detokenize  --model PLAIN.gguf --key K.eekey --tokens ENC_IDS        (decrypts)\n"
+            "  generate    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf --prompt TEXT\n"
+            "              [--show-ciphertext] ...   (client: encrypt, run blind, decrypt)\n"
+            "  generate    --model ENC.gguf --tokens ENC_IDS ...   (what a worker runs: no key)\n"
+            "\n"
             "Run 'ee-model COMMAND --help' for details.\n");
 }
 
@@ -40,7 +49,8 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"info", cmd_info},         {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize},
-        {"convert", cmd_convert},
+        {"convert", cmd_convert},   {"keygen", cmd_keygen},
+        {"encrypt", cmd_encrypt},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);

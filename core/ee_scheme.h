@@ -1,0 +1,73 @@
+/* ee_scheme: Equivariant Encryption of a Llama model, and the client-side
+ * operations on token ids. The transforms and their exactness proofs are in
+ * docs/EE.md; in short (column vectors, y = W x):
+ *
+ *   vocabulary   token i -> pi(i), a permutation of every id (specials too)
+ *   residual     h -> Q h, Q a Haar-random orthogonal d x d; RMSNorm gains
+ *                folded into the next linear layer, so the norm commutes
+ *   q / k        per kv head and RoPE pair: q pair -> s Rot(phi) q pair,
+ *                k pair -> (1/s) Rot(phi) k pair (commutes with RoPE, keeps
+ *                q.k); kv heads permuted, q heads permuted within their group
+ *   v / out      per kv head v -> U v (U orthogonal), undone in Wo
+ *   MLP          channels permuted by P; up scaled by c, undone in down
+ *
+ * The encrypted file is a standard GGUF: transformed weights, an untied
+ * output.weight (the final norm gain is folded into it), all norm gains 1,
+ * the tokenizer replaced by opaque placeholders, and metadata ee.scheme,
+ * ee.key_id, ee.stop_ids (encrypted end-of-generation ids). */
+#ifndef EE_SCHEME_H
+#define EE_SCHEME_H
+
+#include "ee_dtype.h"
+#include "ee_error.h"
+#include "ee_gguf.h"
+#include "ee_key.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EE_SCHEME_ID "ee-llama-v1"
+
+typedef struct ee_encrypt_opts {
+    ee_dtype out_type; /* EE_DT_F32 (exact) or EE_DT_F16 */
+} ee_encrypt_opts;
+
+typedef struct ee_encrypt_stats {
+    double derive_ms;    /* deriving the secret transforms */
+    double transform_ms; /* transforming the weights */
+    double write_ms;     /* writing the file */
+    uint64_t out_bytes;
+} ee_encrypt_stats;
+
+/* Encrypt plain (a Llama GGUF with a gpt2 tokenizer) under key into
+ * out_path (atomic). Refuses an already encrypted model, another
+ * architecture, and shapes it cannot transform. stats may be NULL. */
+int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_opts *opts,
+                     const char *out_path, ee_encrypt_stats *stats, ee_err *err);
+
+/* ---- what a worker / client can read from an encrypted file ---- */
+bool ee_model_is_encrypted(const ee_gguf *g);
+/* Fails (naming both ids) if the file's ee.key_id differs from key's. */
+int ee_model_check_key(const ee_gguf *enc, const ee_key *key, ee_err *err);
+/* Encrypted end-of-generation ids from ee.stop_ids; returns the count
+ * (fills up to cap), -1 with err if missing/invalid. */
+int ee_model_stop_ids(const ee_gguf *enc, int32_t *out, int cap, ee_err *err);
+
+/* ---- client side: token-id cipher ---- */
+typedef struct ee_vocab_cipher {
+    uint32_t n;
+    uint32_t *fwd; /* plaintext id -> encrypted id */
+    uint32_t *inv; /* encrypted id -> plaintext id */
+} ee_vocab_cipher;
+
+int ee_vocab_cipher_init(ee_vocab_cipher *c, const ee_key *key, uint32_t n_vocab, ee_err *err);
+void ee_vocab_cipher_free(ee_vocab_cipher *c); /* wipes the tables */
+/* out[i] = pi(in[i]); fails naming the index of an id out of range. in and
+ * out may alias. */
+int ee_vocab_encrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,
+                     ee_err *err);
+int ee_vocab_decrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,
+                     ee_err *err);
+
+#endif

@@ -1,0 +1,309 @@
+/* Equivariant encryption of whole synthetic Llama models: the encrypted
+ * model on encrypted ids gives the plaintext model's logits, permuted by pi
+ * (MHA/GQA/MQA, tied/untied, f32 and Q4_1 sources); byte-identical files for
+ * the same key; different files and ids for different keys; refusals. */
+#include "ee_gguf.h"
+#include "ee_key.h"
+#include "ee_llama.h"
+#include "ee_scheme.h"
+#include "ee_testmodel.h"
+
+#include <check.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void key_n(ee_key *k, uint8_t n) {
+    uint8_t b[EE_KEY_BYTES];
+    for (int i = 0; i < EE_KEY_BYTES; i++) b[i] = (uint8_t)(n * 31 + i);
+    ee_key_from_bytes(k, b);
+}
+
+static char *write_plain(const ee_testmodel_cfg *c) {
+    ee_err err = {{0}};
+    char *p = ee_test_tmpfile(".gguf");
+    ck_assert_msg(ee_testmodel_write(p, c, &err) == 0, "%s", err.msg);
+    return p;
+}
+
+static char *encrypt_file(const char *plain, const ee_key *k, ee_dtype t) {
+    ee_err err = {{0}};
+    ee_gguf *g = ee_gguf_open(plain, &err);
+    ck_assert_msg(g != NULL, "%s", err.msg);
+    char *out = ee_test_tmpfile(".gguf");
+    ee_encrypt_opts o = {.out_type = t};
+    ck_assert_msg(ee_encrypt_model(g, k, &o, out, NULL, &err) == 0, "%s", err.msg);
+    ee_gguf_close(g);
+    return out;
+}
+
+/* All-position logits of `path` on tokens. */
+static float *logits_of(const char *path, const int32_t *tok, int n, int *V) {
+    ee_err err = {{0}};
+    ee_gguf *g = ee_gguf_open(path, &err);
+    ck_assert_msg(g != NULL, "%s", err.msg);
+    ee_llama_model *m = ee_llama_load(g, NULL, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    ee_llama_ctx *ctx = ee_llama_ctx_new(m, &err);
+    ee_kv_cache *kv = ee_kv_cache_new(m, n, &err);
+    *V = m->hp.n_vocab;
+    float *lg = malloc(sizeof(float) * n * *V);
+    ee_llama_seq s = {.tokens = tok, .n_tokens = n, .cache = kv, .logits = lg, .all_logits = true};
+    ck_assert_msg(ee_llama_forward(ctx, &s, 1, &err) == 0, "%s", err.msg);
+    ee_kv_cache_free(kv);
+    ee_llama_ctx_free(ctx);
+    ee_llama_free(m);
+    ee_gguf_close(g);
+    return lg;
+}
+
+static void check_equivariant(ee_testmodel_cfg c, uint8_t keyno, float tol) {
+    ee_key k;
+    key_n(&k, keyno);
+    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k, EE_DT_F32);
+    ee_err err = {{0}};
+    ee_vocab_cipher vc;
+    ck_assert_int_eq(ee_vocab_cipher_init(&vc, &k, EE_TESTMODEL_VOCAB, &err), 0);
+    enum { N = 24 };
+    int32_t tok[N], etok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 97 + keyno * 13) % EE_TESTMODEL_VOCAB);
+    ck_assert_int_eq(ee_vocab_encrypt(&vc, tok, etok, N, &err), 0);
+    int V, V2;
+    float *lp = logits_of(plain, tok, N, &V), *le = logits_of(enc, etok, N, &V2);
+    ck_assert_int_eq(V, V2);
+    float worst = 0, scale = 0;
+    for (int p = 0; p < N; p++)
+        for (int i = 0; i < V; i++) {
+            float a = lp[(size_t)p * V + i], b = le[(size_t)p * V + vc.fwd[i]];
+            if (fabsf(a - b) > worst) worst = fabsf(a - b);
+            if (fabsf(a) > scale) scale = fabsf(a);
+        }
+    ck_assert_msg(worst <= tol * (1.0f + scale),
+                  "max |logit diff| after decryption %g (logit scale %g)", worst, scale);
+    /* And the argmax, decrypted, is the plaintext argmax at every position. */
+    for (int p = 0; p < N; p++) {
+        int ia = 0, ib = 0;
+        for (int i = 1; i < V; i++) {
+            if (lp[(size_t)p * V + i] > lp[(size_t)p * V + ia]) ia = i;
+            if (le[(size_t)p * V + i] > le[(size_t)p * V + ib]) ib = i;
+        }
+        ck_assert_int_eq((int)vc.inv[ib], ia);
+    }
+    free(lp);
+    free(le);
+    ee_vocab_cipher_free(&vc);
+    unlink(plain);
+    unlink(enc);
+    free(plain);
+    free(enc);
+}
+
+START_TEST(encrypted_logits_equal_plain_gqa_tied) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    check_equivariant(c, 1, 1e-5f);
+}
+END_TEST
+
+START_TEST(encrypted_logits_equal_plain_mha_untied_q4_1) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    c.n_head_kv = c.n_head;
+    c.tied = false;
+    c.wtype = EE_DT_Q4_1;
+    check_equivariant(c, 2, 1e-5f);
+}
+END_TEST
+
+START_TEST(encrypted_logits_equal_plain_mqa_deeper) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    c.n_head_kv = 1;
+    c.n_layer = 4;
+    c.rope_theta = 100000.0f;
+    check_equivariant(c, 3, 1e-5f);
+}
+END_TEST
+
+static void file_sha(const char *path, unsigned char out[32]) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crypto_hash_sha256_update(&st, buf, n);
+    fclose(f);
+    crypto_hash_sha256_final(&st, out);
+}
+
+START_TEST(same_key_same_bytes_other_key_other_bytes) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    ee_key k1, k2;
+    key_n(&k1, 7);
+    key_n(&k2, 8);
+    char *plain = write_plain(&c);
+    char *a = encrypt_file(plain, &k1, EE_DT_F32), *b = encrypt_file(plain, &k1, EE_DT_F32),
+         *o = encrypt_file(plain, &k2, EE_DT_F32);
+    unsigned char ha[32], hb[32], ho[32];
+    file_sha(a, ha);
+    file_sha(b, hb);
+    file_sha(o, ho);
+    ck_assert_msg(memcmp(ha, hb, 32) == 0, "same key and model gave different files");
+    ck_assert_msg(memcmp(ha, ho, 32) != 0, "different keys gave the same file");
+    ee_err err = {{0}};
+    ee_vocab_cipher v1, v2;
+    ck_assert_int_eq(ee_vocab_cipher_init(&v1, &k1, 49152, &err), 0);
+    ck_assert_int_eq(ee_vocab_cipher_init(&v2, &k2, 49152, &err), 0);
+    int same = 0, fixed = 0;
+    for (uint32_t i = 0; i < 49152; i++) {
+        same += v1.fwd[i] == v2.fwd[i];
+        fixed += v1.fwd[i] == i;
+    }
+    ck_assert_int_lt(same, 49); /* ~1 expected */
+    ck_assert_int_lt(fixed, 49);
+    ee_vocab_cipher_free(&v1);
+    ee_vocab_cipher_free(&v2);
+    unlink(plain); unlink(a); unlink(b); unlink(o);
+    free(plain); free(a); free(b); free(o);
+}
+END_TEST
+
+START_TEST(metadata_carries_no_plaintext_vocabulary) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    ee_key k;
+    key_n(&k, 9);
+    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k, EE_DT_F32);
+    ee_err err = {{0}};
+    ee_gguf *gp = ee_gguf_open(plain, &err), *ge = ee_gguf_open(enc, &err);
+    ck_assert_ptr_nonnull(ge);
+    ck_assert(ee_model_is_encrypted(ge));
+    ck_assert(!ee_model_is_encrypted(gp));
+    ck_assert_str_eq(ee_gguf_get_str(ge, "ee.scheme", &err), EE_SCHEME_ID);
+    ck_assert_str_eq(ee_gguf_get_str(ge, "ee.key_id", &err), k.id);
+    ck_assert_ptr_null(ee_gguf_find_kv(ge, "tokenizer.chat_template"));
+    const ee_gguf_kv *pt = ee_gguf_find_kv(gp, "tokenizer.ggml.tokens");
+    const ee_gguf_kv *et = ee_gguf_find_kv(ge, "tokenizer.ggml.tokens");
+    ck_assert_uint_eq(et->n, pt->n);
+    for (uint64_t i = 0; i < et->n; i++)
+        for (uint64_t j = 0; j < pt->n; j++)
+            ck_assert_msg(strcmp(et->strs[i], pt->strs[j]) != 0, "plaintext token '%s' in file",
+                          pt->strs[j]);
+    const ee_gguf_kv *em = ee_gguf_find_kv(ge, "tokenizer.ggml.merges");
+    ck_assert_uint_eq(em->n, 0);
+    /* Norm gains are all ones (the real gains are folded into weights). */
+    const ee_gguf_tensor *t = ee_gguf_find_tensor(ge, "blk.0.attn_norm.weight");
+    for (uint64_t i = 0; i < t->ne[0]; i++) ck_assert_float_eq(((const float *)t->data)[i], 1.0f);
+    /* Encrypted stop ids = pi(plaintext end-of-generation ids). */
+    ee_vocab_cipher vc;
+    ee_vocab_cipher_init(&vc, &k, EE_TESTMODEL_VOCAB, &err);
+    int32_t stop[16];
+    int n = ee_model_stop_ids(ge, stop, 16, &err);
+    ck_assert_int_ge(n, 1);
+    bool has_im_end = false;
+    for (int i = 0; i < n; i++) has_im_end |= stop[i] == (int32_t)vc.fwd[258];
+    ck_assert(has_im_end);
+    ee_vocab_cipher_free(&vc);
+    ee_gguf_close(gp);
+    ee_gguf_close(ge);
+    unlink(plain); unlink(enc);
+    free(plain); free(enc);
+}
+END_TEST
+
+START_TEST(refusals_name_the_problem) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    ee_key k1, k2;
+    key_n(&k1, 11);
+    key_n(&k2, 12);
+    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k1, EE_DT_F32);
+    ee_err err = {{0}};
+    ee_gguf *ge = ee_gguf_open(enc, &err);
+    /* Wrong key. */
+    ck_assert_int_eq(ee_model_check_key(ge, &k1, &err), 0);
+    ck_assert_int_eq(ee_model_check_key(ge, &k2, &err), -1);
+    ck_assert_msg(strstr(err.msg, "key mismatch") && strstr(err.msg, k1.id) && strstr(err.msg, k2.id),
+                  "%s", err.msg);
+    /* Encrypting an encrypted model. */
+    char *again = ee_test_tmpfile(".gguf");
+    unlink(again);
+    ee_encrypt_opts o = {.out_type = EE_DT_F32};
+    ck_assert_int_eq(ee_encrypt_model(ge, &k1, &o, again, NULL, &err), -1);
+    ck_assert_msg(strstr(err.msg, "already encrypted"), "%s", err.msg);
+    ck_assert_int_ne(access(again, F_OK), 0);
+    /* Quantized output types are refused (the rotation needs f32/f16). */
+    ee_gguf *gp = ee_gguf_open(plain, &err);
+    o.out_type = EE_DT_Q4_1;
+    ck_assert_int_eq(ee_encrypt_model(gp, &k1, &o, again, NULL, &err), -1);
+    ck_assert_msg(strstr(err.msg, "f32 or f16"), "%s", err.msg);
+    /* A plaintext model has no key to check. */
+    ck_assert_int_eq(ee_model_check_key(gp, &k1, &err), -1);
+    ck_assert_msg(strstr(err.msg, "not encrypted"), "%s", err.msg);
+    ee_gguf_close(gp);
+    ee_gguf_close(ge);
+    unlink(plain); unlink(enc);
+    free(plain); free(enc); free(again);
+}
+END_TEST
+
+START_TEST(f16_output_stays_close) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    ee_key k;
+    key_n(&k, 13);
+    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k, EE_DT_F16);
+    ee_err err = {{0}};
+    ee_vocab_cipher vc;
+    ee_vocab_cipher_init(&vc, &k, EE_TESTMODEL_VOCAB, &err);
+    int32_t tok[16], etok[16];
+    for (int i = 0; i < 16; i++) tok[i] = (int32_t)(i * 17 % EE_TESTMODEL_VOCAB);
+    ee_vocab_encrypt(&vc, tok, etok, 16, &err);
+    int V;
+    float *lp = logits_of(plain, tok, 16, &V), *le = logits_of(enc, etok, 16, &V);
+    float worst = 0;
+    for (int p = 0; p < 16; p++)
+        for (int i = 0; i < V; i++)
+            worst = fmaxf(worst, fabsf(lp[(size_t)p * V + i] - le[(size_t)p * V + vc.fwd[i]]));
+    /* f16 rounding of the transformed weights: close, not exact. */
+    ck_assert_msg(worst < 0.05f, "f16 encrypted model off by %g", worst);
+    free(lp); free(le);
+    ee_vocab_cipher_free(&vc);
+    unlink(plain); unlink(enc);
+    free(plain); free(enc);
+}
+END_TEST
+
+START_TEST(vocab_cipher_round_trip_and_range) {
+    ee_key k;
+    key_n(&k, 21);
+    ee_err err = {{0}};
+    ee_vocab_cipher vc;
+    ck_assert_int_eq(ee_vocab_cipher_init(&vc, &k, 1000, &err), 0);
+    int32_t a[1000], b[1000], c2[1000];
+    for (int i = 0; i < 1000; i++) a[i] = i;
+    ck_assert_int_eq(ee_vocab_encrypt(&vc, a, b, 1000, &err), 0);
+    ck_assert_int_eq(ee_vocab_decrypt(&vc, b, c2, 1000, &err), 0);
+    ck_assert_mem_eq(a, c2, sizeof a);
+    int32_t bad[3] = {1, 1000, 2};
+    ck_assert_int_eq(ee_vocab_encrypt(&vc, bad, b, 3, &err), -1);
+    ck_assert_msg(strstr(err.msg, "1000") && strstr(err.msg, "index 1"), "%s", err.msg);
+    bad[1] = -1;
+    ck_assert_int_eq(ee_vocab_decrypt(&vc, bad, b, 3, &err), -1);
+    ee_vocab_cipher_free(&vc);
+}
+END_TEST
+
+Suite *suite_ee_scheme(void) {
+    Suite *s = suite_create("ee_scheme");
+    TCase *tc = tcase_create("scheme");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, encrypted_logits_equal_plain_gqa_tied);
+    tcase_add_test(tc, encrypted_logits_equal_plain_mha_untied_q4_1);
+    tcase_add_test(tc, encrypted_logits_equal_plain_mqa_deeper);
+    tcase_add_test(tc, same_key_same_bytes_other_key_other_bytes);
+    tcase_add_test(tc, metadata_carries_no_plaintext_vocabulary);
+    tcase_add_test(tc, refusals_name_the_problem);
+    tcase_add_test(tc, f16_output_stays_close);
+    tcase_add_test(tc, vocab_cipher_round_trip_and_range);
+    suite_add_tcase(s, tc);
+    return s;
+}

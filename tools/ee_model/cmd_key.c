@@ -1,0 +1,81 @@
+/* ee-model keygen / encrypt: the model owner's side of EE. */
+#include "cli_args.h"
+#include "cmds.h"
+#include "ee_gguf.h"
+#include "ee_key.h"
+#include "ee_platform.h"
+#include "ee_scheme.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cmd_keygen(int argc, char **argv) {
+    enum { OUT, HELP, NF };
+    cli_flag f[NF] = {[OUT] = {"--out", true}, [HELP] = {"--help", false}};
+    ee_err err = {{0}};
+    if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("keygen", err.msg);
+    if (f[HELP].present) {
+        printf("usage: ee-model keygen --out K.eekey\n"
+               "  Writes a new 32-byte secret (mode 0600; never overwrites) and prints its\n"
+               "  key id, which is safe to publish.\n");
+        return 0;
+    }
+    if (!f[OUT].present) return cmd_fail("keygen", "--out is required");
+    ee_key k;
+    if (ee_key_generate(&k, &err) || ee_key_save(&k, f[OUT].value, &err)) {
+        ee_key_wipe(&k);
+        return cmd_fail("keygen", err.msg);
+    }
+    printf("%s\n", k.id);
+    ee_key_wipe(&k);
+    return 0;
+}
+
+int cmd_encrypt(int argc, char **argv) {
+    enum { MODEL, KEY, OUT, TYPE, THREADS, HELP, NF };
+    cli_flag f[NF] = {[MODEL] = {"--model", true}, [KEY] = {"--key", true},
+                      [OUT] = {"--out", true},     [TYPE] = {"--type", true},
+                      [THREADS] = {"--threads", true}, [HELP] = {"--help", false}};
+    ee_err err = {{0}};
+    if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("encrypt", err.msg);
+    if (f[HELP].present) {
+        printf("usage: ee-model encrypt --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
+               "         [--type f32|f16] [--threads N]\n"
+               "  Applies the key's equivariant transforms to the weights once and writes a\n"
+               "  standard GGUF that workers run without the key (docs/EE.md).\n");
+        return 0;
+    }
+    if (!f[MODEL].present || !f[KEY].present || !f[OUT].present)
+        return cmd_fail("encrypt", "--model, --key and --out are required");
+    ee_encrypt_opts o = {.out_type = EE_DT_F32};
+    if (f[TYPE].present) {
+        if (!strcmp(f[TYPE].value, "f32")) o.out_type = EE_DT_F32;
+        else if (!strcmp(f[TYPE].value, "f16")) o.out_type = EE_DT_F16;
+        else {
+            snprintf(err.msg, sizeof err.msg, "--type: '%s' is not f32 or f16", f[TYPE].value);
+            return cmd_fail("encrypt", err.msg);
+        }
+    }
+    long threads = 2;
+    if (f[THREADS].present && cli_int("--threads", f[THREADS].value, 1, 256, &threads, &err))
+        return cmd_fail("encrypt", err.msg);
+    ee_platform_set_threads((int)threads);
+    ee_key k;
+    if (ee_key_load(&k, f[KEY].value, &err)) return cmd_fail("encrypt", err.msg);
+    ee_gguf *g = ee_gguf_open(f[MODEL].value, &err);
+    if (!g) {
+        ee_key_wipe(&k);
+        return cmd_fail("encrypt", err.msg);
+    }
+    ee_encrypt_stats st;
+    int rc = ee_encrypt_model(g, &k, &o, f[OUT].value, &st, &err);
+    if (rc == 0)
+        fprintf(stderr,
+                "encrypted %s -> %s (key %s, %s): derive %.0f ms, transform %.0f ms, write %.0f "
+                "ms, %.1f MB\n",
+                f[MODEL].value, f[OUT].value, k.id, o.out_type == EE_DT_F32 ? "f32" : "f16",
+                st.derive_ms, st.transform_ms, st.write_ms, st.out_bytes / 1e6);
+    ee_key_wipe(&k);
+    ee_gguf_close(g);
+    return rc ? cmd_fail("encrypt", err.msg) : 0;
+}
