@@ -47,7 +47,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model demo bench bench-machine clean distclean
+.PHONY: all deps model venv test test-unit test-model demo bench bench-machine bench-ee clean distclean
 
 all: $(BINS)
 
@@ -144,6 +144,13 @@ $(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE)
 
 bench-machine: $(BUILD)/bin/bench-machine
 	$(BUILD)/bin/bench-machine
+
+$(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
+	$(PY) bench/bench_ee.py --model $(MODEL) --bin $(BUILD)/bin
 
 clean:
 	rm -rf $(BUILD)
