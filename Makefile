@@ -47,7 +47,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model demo bench bench-machine bench-ee clean distclean
+.PHONY: all deps model venv test test-unit test-model demo bench bench-machine bench-ee check-llamacpp clean distclean
 
 all: $(BINS)
 
@@ -148,6 +148,11 @@ bench-machine: $(BUILD)/bin/bench-machine
 $(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Cross-runtime proof: stock llama.cpp serves the encrypted GGUF blind; our
+# client decrypts; the text equals llama.cpp on the plaintext model.
+check-llamacpp: $(BINS) $(MODEL) | $(STAMP)/bench-venv
+	$(PY) tests/ref/llamacpp_blind.py --model $(MODEL) --bin $(BUILD)/bin
 
 bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 	$(PY) bench/bench_ee.py --model $(MODEL) --bin $(BUILD)/bin

@@ -476,6 +476,15 @@ static int write_metadata(walk *k, const ee_key *key, const ee_tokenizer *tok) {
     if (eos >= 0 && (uint32_t)eos < s->V &&
         ee_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", s->vperm[eos], err))
         return -1;
+    /* Stock runtimes (llama.cpp) find end-of-generation ids by metadata or
+     * by token text; the placeholders have no telling text, so publish the
+     * other stop id as end-of-turn too (it is in ee.stop_ids anyway). */
+    for (int i = 0; i < n; i++) {
+        if (eog[i] == eos) continue;
+        if (ee_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)enc[i], err))
+            return -1;
+        break;
+    }
     return 0;
 }
 
