@@ -239,21 +239,26 @@ typedef struct walk {
     ee_err *err;
 } walk;
 
+/* Row i of T (a [V][d] matrix over plaintext ids) is written at row pi(i):
+ * the encrypted id's row. */
+static int emit_vocab_rows(walk *k, const char *name, const double *T) {
+    const secrets *s = k->s;
+    double *P = malloc(sizeof(double) * s->V * s->d);
+    if (!P) return ee_err_set(k->err, "out of memory writing %s", name);
+    for (uint32_t i = 0; i < s->V; i++)
+        memcpy(P + (size_t)s->vperm[i] * s->d, T + (size_t)i * s->d, sizeof(double) * s->d);
+    int rc = emit(k->w, name, P, s->d, s->V, k->type, k->err);
+    free(P);
+    return rc;
+}
+
 static int do_embedding(walk *k) {
     const secrets *s = k->s;
     double *E = load_d(k->g, "token_embd.weight", s->d, s->V, k->err);
     if (!E) return -1;
     double *T = fold_gain_unrotate(s, E, s->V, NULL); /* rows e_i^T Q^T = (Q e_i)^T */
-    double *P = T ? malloc(sizeof(double) * s->V * s->d) : NULL;
-    int rc = -1;
-    if (P) {
-        for (uint32_t i = 0; i < s->V; i++)
-            memcpy(P + (size_t)s->vperm[i] * s->d, T + (size_t)i * s->d, sizeof(double) * s->d);
-        rc = emit(k->w, "token_embd.weight", P, s->d, s->V, k->type, k->err);
-    } else {
-        ee_err_set(k->err, "out of memory transforming token_embd.weight");
-    }
-    free(P);
+    int rc = T ? emit_vocab_rows(k, "token_embd.weight", T)
+               : ee_err_set(k->err, "out of memory transforming token_embd.weight");
     free(T);
     free(E);
     return rc;
@@ -271,17 +276,9 @@ static int do_head(walk *k) {
     /* logits_i = W_i (g o n(h)) = (W_i diag(g) Q^T) n(Q h): untied, because
      * the gain cannot be folded into the embedding rows as well. */
     double *T = fold_gain_unrotate(s, W, s->V, gn);
-    double *P = T ? malloc(sizeof(double) * s->V * s->d) : NULL;
-    int rc = -1;
-    if (P) {
-        for (uint32_t i = 0; i < s->V; i++)
-            memcpy(P + (size_t)s->vperm[i] * s->d, T + (size_t)i * s->d, sizeof(double) * s->d);
-        rc = emit(k->w, "output.weight", P, s->d, s->V, k->type, k->err);
-        if (rc == 0) rc = emit_ones(k->w, "output_norm.weight", s->d, k->err);
-    } else {
-        ee_err_set(k->err, "out of memory transforming %s", src);
-    }
-    free(P);
+    int rc = T ? emit_vocab_rows(k, "output.weight", T)
+               : ee_err_set(k->err, "out of memory transforming %s", src);
+    if (rc == 0) rc = emit_ones(k->w, "output_norm.weight", s->d, k->err);
     free(T);
     free(gn);
     free(W);
