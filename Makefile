@@ -8,7 +8,7 @@
 
 CC      ?= cc
 ARCH    ?= -march=native
-PKGS     = openblas jansson libsodium
+PKGS     = openblas jansson libsodium rdkafka
 CHECK    = check
 WARN     = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -40,7 +40,10 @@ TEST_COMMON_SRC = $(wildcard tests/common/*.c)
 UNIT_SRC  = $(wildcard tests/unit/*.c)
 MODEL_TEST_SRC = $(wildcard tests/model/*.c)
 
-BINS = $(BUILD)/bin/ee-model
+DEVBROKER_SRC = $(wildcard tools/ee_devbroker/*.c)
+DEVBROKER_OBJ = $(DEVBROKER_SRC:%.c=$(BUILD)/obj/%.o)
+
+BINS = $(BUILD)/bin/ee-model $(if $(DEVBROKER_SRC),$(BUILD)/bin/ee-devbroker)
 
 MODEL_NAME = SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL      = .cache/models/$(MODEL_NAME)
@@ -84,6 +87,10 @@ $(LIBCORE_SAN): $(CORE_SOBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/ee-devbroker: $(DEVBROKER_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
