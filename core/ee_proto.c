@@ -1,0 +1,770 @@
+/* ee_proto: the job protocol, version 1. See ee_proto.h and docs/PROTOCOL.md. */
+#include "ee_proto.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- error codes ---------------------------------------------------------- */
+
+static const char *const code_names[EE_PROTO_E_COUNT] = {
+    [EE_PROTO_OK] = "ok",
+    [EE_PROTO_E_BAD_REQUEST] = "bad_request",
+    [EE_PROTO_E_UNSUPPORTED_VERSION] = "unsupported_version",
+    [EE_PROTO_E_UNKNOWN_MODEL] = "unknown_model",
+    [EE_PROTO_E_UNKNOWN_TASK] = "unknown_task",
+    [EE_PROTO_E_KEY_MISMATCH] = "key_mismatch",
+    [EE_PROTO_E_TOO_LARGE] = "too_large",
+    [EE_PROTO_E_BAD_TOKEN] = "bad_token",
+    [EE_PROTO_E_EXPIRED] = "expired",
+    [EE_PROTO_E_OVERLOADED] = "overloaded",
+    [EE_PROTO_E_INTERNAL] = "internal",
+    [EE_PROTO_E_SHUTTING_DOWN] = "shutting_down",
+};
+
+const char *ee_proto_code_name(ee_proto_code c) {
+    if ((int)c < 0 || c >= EE_PROTO_E_COUNT) return NULL;
+    return code_names[c];
+}
+
+int ee_proto_code_parse(const char *name, ee_proto_code *out) {
+    if (!name) return -1;
+    for (int c = 1; c < EE_PROTO_E_COUNT; c++) {
+        if (strcmp(name, code_names[c]) == 0) {
+            if (out) *out = (ee_proto_code)c;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+bool ee_proto_code_retryable(ee_proto_code c) {
+    return c == EE_PROTO_E_OVERLOADED || c == EE_PROTO_E_INTERNAL ||
+           c == EE_PROTO_E_SHUTTING_DOWN;
+}
+
+int ee_proto_error_set(ee_proto_error *err, ee_proto_code code, const char *fmt, ...) {
+    if (!err) return -1;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+static bool name_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+static bool charset_ok(const char *s, size_t max) {
+    if (!s) return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (n >= max || !name_char((unsigned char)s[n])) return false;
+    }
+    return n >= 1;
+}
+
+bool ee_proto_valid_name(const char *s) { return charset_ok(s, EE_PROTO_NAME_MAX); }
+
+bool ee_proto_valid_topic(const char *s) {
+    if (!charset_ok(s, EE_PROTO_TOPIC_MAX)) return false;
+    return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+bool ee_proto_valid_id(const char *s) {
+    if (!s) return false;
+    size_t n = strlen(s);
+    if (n < 1 || n > EE_PROTO_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) return false;
+        /* U+0080..U+009F (C1 controls) are C2 80..C2 9F in UTF-8 */
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9f)
+            return false;
+    }
+    return true;
+}
+
+bool ee_proto_valid_key_id(const char *s) {
+    if (!s) return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= EE_PROTO_KEY_ID_LEN || !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return n == EE_PROTO_KEY_ID_LEN;
+}
+
+static char *join3(const char *prefix, const char *model, const char *cls, ee_err *err) {
+    if (!ee_proto_valid_name(model))
+        return ee_err_set(err, "model name must match [A-Za-z0-9._-]{1,%d}", EE_PROTO_NAME_MAX),
+               NULL;
+    if (!ee_proto_valid_name(cls))
+        return ee_err_set(err, "class name must match [A-Za-z0-9._-]{1,%d}", EE_PROTO_NAME_MAX),
+               NULL;
+    size_t n = strlen(prefix) + strlen(model) + 1 + strlen(cls) + 1;
+    char *s = malloc(n);
+    if (!s) return ee_err_set(err, "out of memory"), NULL;
+    snprintf(s, n, "%s%s.%s", prefix, model, cls);
+    return s;
+}
+
+char *ee_proto_request_topic(const char *model, const char *cls, ee_err *err) {
+    return join3(EE_PROTO_REQUEST_PREFIX, model, cls, err);
+}
+
+char *ee_proto_group(const char *model, const char *cls, ee_err *err) {
+    return join3(EE_PROTO_GROUP_PREFIX, model, cls, err);
+}
+
+const char *ee_proto_choose_class(uint32_t prompt_tokens, uint32_t max_tokens,
+                                  const ee_proto_class_thresholds *t) {
+    uint32_t max_prompt = t ? t->small_max_prompt : EE_PROTO_SMALL_MAX_PROMPT_DEFAULT;
+    uint32_t max_total = t ? t->small_max_total : EE_PROTO_SMALL_MAX_TOTAL_DEFAULT;
+    uint64_t total = (uint64_t)prompt_tokens + max_tokens;
+    if (prompt_tokens <= max_prompt && total <= max_total) return EE_PROTO_CLASS_SMALL;
+    return EE_PROTO_CLASS_LARGE;
+}
+
+/* ---- request parsing ------------------------------------------------------ */
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+#define FAIL(code, ...) return ee_proto_error_set(err, code, __VA_ARGS__)
+#define OOM() FAIL(EE_PROTO_E_INTERNAL, "out of memory")
+
+/* Optional fields: absent and JSON null both mean "use the default". */
+static json_t *opt(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+static const char *type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* A required string field; *out points into the JSON (borrowed). */
+static int req_string(json_t *obj, const char *key, const char **out, ee_proto_error *err) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: missing", key);
+    if (!json_is_string(v)) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must be a string, not %s", key,
+                                 type_name(v));
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* An integer field in [lo, hi]; below lo / above hi give the codes given. */
+static int int_field(json_t *v, const char *path, long long lo, long long hi,
+                     ee_proto_code code_hi, long long *out, ee_proto_error *err) {
+    if (!json_is_integer(v))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must be an integer, not %s", path, type_name(v));
+    long long x = json_integer_value(v);
+    if (x < lo) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: %lld is below the minimum %lld", path, x, lo);
+    if (x > hi) FAIL(code_hi, "%s: %lld is over the maximum %lld", path, x, hi);
+    *out = x;
+    return 0;
+}
+
+/* An array of token ids in [0, n_vocab); malloc'd into *out. */
+static int token_array(json_t *v, const char *path, size_t min_n, size_t max_n,
+                       ee_proto_code code_many, uint32_t n_vocab, int32_t **out, size_t *n_out,
+                       ee_proto_error *err) {
+    if (!json_is_array(v))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must be an array, not %s", path, type_name(v));
+    size_t n = json_array_size(v);
+    if (n < min_n) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must not be empty", path);
+    if (n > max_n) FAIL(code_many, "%s: %zu ids, over the limit of %zu", path, n, max_n);
+    int32_t *t = NULL;
+    if (n) {
+        t = malloc(n * sizeof *t);
+        if (!t) OOM();
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_integer(e)) {
+            free(t);
+            FAIL(EE_PROTO_E_BAD_REQUEST, "%s[%zu]: must be an integer, not %s", path, i,
+                 type_name(e));
+        }
+        long long x = json_integer_value(e);
+        if (x < 0 || x >= (long long)n_vocab) {
+            free(t);
+            FAIL(EE_PROTO_E_BAD_TOKEN, "%s[%zu]: token id %lld out of range [0, %" PRIu32 ")",
+                 path, i, x, n_vocab);
+        }
+        t[i] = (int32_t)x;
+    }
+    *out = t;
+    *n_out = n;
+    return 0;
+}
+
+static int number_field(json_t *v, const char *path, double *out, ee_proto_error *err) {
+    if (!json_is_number(v))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must be a number, not %s", path, type_name(v));
+    double x = json_number_value(v);
+    if (!isfinite(x)) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must be finite", path);
+    *out = x;
+    return 0;
+}
+
+void ee_proto_params_default(ee_proto_params *p, const ee_proto_limits *lim) {
+    memset(p, 0, sizeof *p);
+    p->max_tokens = EE_PROTO_DEFAULT_MAX_TOKENS;
+    if (lim && lim->max_new_tokens && lim->max_new_tokens < p->max_tokens)
+        p->max_tokens = lim->max_new_tokens;
+    p->temperature = 0.0;
+    p->top_k = 0;
+    p->top_p = 1.0;
+    p->seed = 0;
+}
+
+static int parse_params(json_t *pj, const ee_proto_limits *lim, ee_proto_params *p,
+                        ee_proto_error *err) {
+    ee_proto_params_default(p, lim);
+    if (!pj) return 0;
+    if (!json_is_object(pj))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "params: must be an object, not %s", type_name(pj));
+    json_t *v;
+    long long x;
+    if ((v = opt(pj, "max_tokens"))) {
+        if (int_field(v, "params.max_tokens", 1, lim->max_new_tokens, EE_PROTO_E_TOO_LARGE, &x,
+                      err))
+            return -1;
+        p->max_tokens = (uint32_t)x;
+    }
+    if ((v = opt(pj, "temperature"))) {
+        if (number_field(v, "params.temperature", &p->temperature, err)) return -1;
+        if (p->temperature < 0 || p->temperature > EE_PROTO_TEMPERATURE_MAX)
+            FAIL(EE_PROTO_E_BAD_REQUEST, "params.temperature: %g outside [0, %g]",
+                 p->temperature, EE_PROTO_TEMPERATURE_MAX);
+    }
+    if ((v = opt(pj, "top_k"))) {
+        if (int_field(v, "params.top_k", 0, INT32_MAX, EE_PROTO_E_BAD_REQUEST, &x, err))
+            return -1;
+        p->top_k = (uint32_t)x;
+    }
+    if ((v = opt(pj, "top_p"))) {
+        if (number_field(v, "params.top_p", &p->top_p, err)) return -1;
+        if (!(p->top_p > 0 && p->top_p <= 1))
+            FAIL(EE_PROTO_E_BAD_REQUEST, "params.top_p: %g outside (0, 1]", p->top_p);
+    }
+    if ((v = opt(pj, "seed"))) {
+        if (int_field(v, "params.seed", 0, (long long)EE_PROTO_SEED_MAX, EE_PROTO_E_BAD_REQUEST,
+                      &x, err))
+            return -1;
+        p->seed = (uint64_t)x;
+    }
+    if ((v = opt(pj, "stop_ids"))) {
+        if (token_array(v, "params.stop_ids", 0, EE_PROTO_MAX_STOP, EE_PROTO_E_BAD_REQUEST,
+                        lim->n_vocab, &p->stop_ids, &p->n_stop, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Keep id and reply_to in err when they are present and valid. */
+static void recover_ids(json_t *root, ee_proto_error *err) {
+    const char *s = json_string_value(json_object_get(root, "id"));
+    if (s && ee_proto_valid_id(s)) {
+        memcpy(err->id, s, strlen(s) + 1);
+        err->has_id = true;
+    }
+    s = json_string_value(json_object_get(root, "reply_to"));
+    if (s && ee_proto_valid_topic(s)) {
+        memcpy(err->reply_to, s, strlen(s) + 1);
+        err->has_reply_to = true;
+    }
+}
+
+static int dup_into(char **dst, const char *s, ee_proto_error *err) {
+    if (!(*dst = xstrdup(s))) OOM();
+    return 0;
+}
+
+static int parse_fields(json_t *root, const ee_proto_limits *lim, ee_proto_request *r,
+                        ee_proto_error *err) {
+    const char *s;
+    json_t *v;
+
+    /* v first: a later version may change everything else */
+    v = json_object_get(root, "v");
+    if (!v) FAIL(EE_PROTO_E_UNSUPPORTED_VERSION, "v: missing (this worker speaks version %d)",
+                 EE_PROTO_VERSION);
+    if (!json_is_integer(v) || json_integer_value(v) != EE_PROTO_VERSION)
+        FAIL(EE_PROTO_E_UNSUPPORTED_VERSION, "v: must be the integer %d", EE_PROTO_VERSION);
+
+    if (req_string(root, "id", &s, err)) return -1;
+    size_t n = strlen(s);
+    if (n == 0) FAIL(EE_PROTO_E_BAD_REQUEST, "id: must not be empty");
+    if (n > EE_PROTO_ID_MAX)
+        FAIL(EE_PROTO_E_BAD_REQUEST, "id: %zu bytes, over the limit of %d", n, EE_PROTO_ID_MAX);
+    if (!ee_proto_valid_id(s)) FAIL(EE_PROTO_E_BAD_REQUEST, "id: contains control characters");
+    if (dup_into(&r->id, s, err)) return -1;
+
+    if (req_string(root, "reply_to", &s, err)) return -1;
+    if (!ee_proto_valid_topic(s))
+        FAIL(EE_PROTO_E_BAD_REQUEST,
+             "reply_to: not a valid Kafka topic name (1..%d of [A-Za-z0-9._-], not . or ..)",
+             EE_PROTO_TOPIC_MAX);
+    if (dup_into(&r->reply_to, s, err)) return -1;
+
+    if (req_string(root, "model", &s, err)) return -1;
+    if (!ee_proto_valid_name(s))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "model: must match [A-Za-z0-9._-]{1,%d}",
+             EE_PROTO_NAME_MAX);
+    if (dup_into(&r->model, s, err)) return -1;
+
+    if (req_string(root, "task", &s, err)) return -1;
+    if (strcmp(s, "generate") != 0)
+        FAIL(EE_PROTO_E_UNKNOWN_TASK, "task: unknown task (version %d has only \"generate\")",
+             EE_PROTO_VERSION);
+    if (dup_into(&r->task, s, err)) return -1;
+
+    if (req_string(root, "key_id", &s, err)) return -1;
+    if (!ee_proto_valid_key_id(s))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "key_id: must be %d lowercase hex characters",
+             EE_PROTO_KEY_ID_LEN);
+    if (dup_into(&r->key_id, s, err)) return -1;
+
+    v = json_object_get(root, "input");
+    if (!v) FAIL(EE_PROTO_E_BAD_REQUEST, "input: missing");
+    if (!json_is_object(v))
+        FAIL(EE_PROTO_E_BAD_REQUEST, "input: must be an object, not %s", type_name(v));
+    json_t *toks = json_object_get(v, "tokens");
+    if (!toks) FAIL(EE_PROTO_E_BAD_REQUEST, "input.tokens: missing");
+    if (token_array(toks, "input.tokens", 1, lim->max_prompt_tokens, EE_PROTO_E_TOO_LARGE,
+                    lim->n_vocab, &r->tokens, &r->n_tokens, err))
+        return -1;
+
+    if (parse_params(opt(root, "params"), lim, &r->params, err)) return -1;
+
+    if ((v = opt(root, "deadline_ms"))) {
+        long long x;
+        if (int_field(v, "deadline_ms", 0, LLONG_MAX, EE_PROTO_E_BAD_REQUEST, &x, err))
+            return -1;
+        r->deadline_ms = x;
+    }
+
+    if ((v = opt(root, "stream"))) {
+        if (!json_is_boolean(v))
+            FAIL(EE_PROTO_E_BAD_REQUEST, "stream: must be a boolean, not %s", type_name(v));
+        r->stream = json_is_true(v);
+    }
+
+    if ((v = opt(root, "session"))) {
+        if (!json_is_string(v))
+            FAIL(EE_PROTO_E_BAD_REQUEST, "session: must be a string, not %s", type_name(v));
+        if (!ee_proto_valid_id(json_string_value(v)))
+            FAIL(EE_PROTO_E_BAD_REQUEST,
+                 "session: must be 1..%d bytes without control characters", EE_PROTO_ID_MAX);
+        if (dup_into(&r->session, json_string_value(v), err)) return -1;
+    }
+    return 0;
+}
+
+int ee_proto_parse_request(const char *buf, size_t len, const ee_proto_limits *lim,
+                           ee_proto_request *out, ee_proto_error *err) {
+    ee_proto_error scratch;
+    if (!err) err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (out) memset(out, 0, sizeof *out);
+    if (!out || !lim || lim->n_vocab == 0 || lim->max_prompt_tokens == 0 ||
+        lim->max_new_tokens == 0)
+        FAIL(EE_PROTO_E_INTERNAL, "request: parser called without output or valid limits");
+    if (!buf || len == 0) FAIL(EE_PROTO_E_BAD_REQUEST, "request: empty record");
+    if (lim->max_request_bytes && len > lim->max_request_bytes)
+        FAIL(EE_PROTO_E_TOO_LARGE, "request: %zu bytes, over the limit of %zu", len,
+             lim->max_request_bytes);
+
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        FAIL(EE_PROTO_E_BAD_REQUEST, "request: not valid JSON (line %d, column %d): %s", je.line,
+             je.column, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        FAIL(EE_PROTO_E_BAD_REQUEST, "request: must be a JSON object");
+    }
+    recover_ids(root, err);
+    int rc = parse_fields(root, lim, out, err);
+    json_decref(root);
+    if (rc) {
+        ee_proto_request_free(out);
+        return -1;
+    }
+    err->code = EE_PROTO_OK;
+    err->message[0] = '\0';
+    return 0;
+}
+
+void ee_proto_request_free(ee_proto_request *r) {
+    if (!r) return;
+    free(r->id);
+    free(r->session);
+    free(r->model);
+    free(r->key_id);
+    free(r->task);
+    free(r->tokens);
+    free(r->params.stop_ids);
+    free(r->reply_to);
+    memset(r, 0, sizeof *r);
+}
+
+int ee_proto_check_deadline(const ee_proto_request *r, int64_t now_ms, ee_proto_error *err) {
+    if (!r->deadline_ms || now_ms < r->deadline_ms) return 0;
+    if (err) {
+        memset(err, 0, sizeof *err);
+        if (r->id && ee_proto_valid_id(r->id)) {
+            snprintf(err->id, sizeof err->id, "%s", r->id);
+            err->has_id = true;
+        }
+        if (r->reply_to && ee_proto_valid_topic(r->reply_to)) {
+            snprintf(err->reply_to, sizeof err->reply_to, "%s", r->reply_to);
+            err->has_reply_to = true;
+        }
+    }
+    FAIL(EE_PROTO_E_EXPIRED, "deadline_ms: %" PRId64 " passed %" PRId64 " ms ago",
+         r->deadline_ms, now_ms - r->deadline_ms);
+}
+
+#undef FAIL
+#undef OOM
+
+/* ---- JSON building -------------------------------------------------------- */
+
+/* Set obj[key] = v (stealing v); a NULL v or a failed set marks *bad. */
+static void put(json_t *obj, const char *key, json_t *v, bool *bad) {
+    if (!v || json_object_set_new(obj, key, v) != 0) *bad = true;
+}
+
+static json_t *token_json(const int32_t *t, size_t n, bool *bad) {
+    json_t *a = json_array();
+    if (!a) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(a, json_integer(t[i])) != 0) *bad = true;
+    return a;
+}
+
+static char *dump(json_t *root, bool bad, int precision, ee_err *err) {
+    if (bad || !root) {
+        json_decref(root);
+        ee_err_set(err, "out of memory building JSON");
+        return NULL;
+    }
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(precision));
+    json_decref(root);
+    if (!s) ee_err_set(err, "cannot serialise JSON (invalid UTF-8 in a string?)");
+    return s;
+}
+
+char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
+    if (!r || !r->id || !r->model || !r->key_id || !r->reply_to || (!r->tokens && r->n_tokens))
+        return ee_err_set(err, "request: id, model, key_id, reply_to and tokens are required"),
+               NULL;
+    if (r->params.n_stop && !r->params.stop_ids)
+        return ee_err_set(err, "request: params.stop_ids is NULL with n_stop > 0"), NULL;
+    bool bad = false;
+    json_t *root = json_object();
+    if (!root) return dump(NULL, true, 17, err);
+    put(root, "v", json_integer(EE_PROTO_VERSION), &bad);
+    put(root, "id", json_string(r->id), &bad);
+    if (r->session) put(root, "session", json_string(r->session), &bad);
+    put(root, "model", json_string(r->model), &bad);
+    put(root, "key_id", json_string(r->key_id), &bad);
+    put(root, "task", json_string(r->task ? r->task : "generate"), &bad);
+    json_t *input = json_object();
+    if (input) put(input, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
+    put(root, "input", input, &bad);
+    json_t *p = json_object();
+    if (p) {
+        put(p, "max_tokens", json_integer(r->params.max_tokens), &bad);
+        put(p, "temperature", json_real(r->params.temperature), &bad);
+        put(p, "top_k", json_integer(r->params.top_k), &bad);
+        put(p, "top_p", json_real(r->params.top_p), &bad);
+        put(p, "seed", json_integer((json_int_t)r->params.seed), &bad);
+        if (r->params.n_stop)
+            put(p, "stop_ids", token_json(r->params.stop_ids, r->params.n_stop, &bad), &bad);
+    }
+    put(root, "params", p, &bad);
+    put(root, "reply_to", json_string(r->reply_to), &bad);
+    if (r->deadline_ms) put(root, "deadline_ms", json_integer(r->deadline_ms), &bad);
+    put(root, "stream", json_boolean(r->stream), &bad);
+    /* json_string returns NULL for invalid UTF-8: reported as a failed put */
+    return dump(root, bad, 17, err);
+}
+
+char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
+    if (!r || !r->id) return ee_err_set(err, "reply: id is required"), NULL;
+    if (r->ok && r->final && !r->finish_reason)
+        return ee_err_set(err, "reply: a final ok reply needs finish_reason"), NULL;
+    if (r->ok && r->n_tokens && !r->tokens)
+        return ee_err_set(err, "reply: tokens is NULL with n_tokens > 0"), NULL;
+    if (!r->ok && (r->error_code <= EE_PROTO_OK || r->error_code >= EE_PROTO_E_COUNT))
+        return ee_err_set(err, "reply: an error reply needs a valid error code"), NULL;
+    bool bad = false;
+    json_t *root = json_object();
+    if (!root) return dump(NULL, true, 15, err);
+    put(root, "v", json_integer(EE_PROTO_VERSION), &bad);
+    put(root, "id", json_string(r->id), &bad);
+    put(root, "status", json_string(r->ok ? "ok" : "error"), &bad);
+    put(root, "seq", json_integer(r->seq), &bad);
+    put(root, "final", json_boolean(r->ok ? r->final : true), &bad);
+    if (r->ok) {
+        json_t *o = json_object();
+        if (o) put(o, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
+        put(root, "output", o, &bad);
+        if (r->final) {
+            put(root, "finish_reason", json_string(r->finish_reason), &bad);
+            json_t *u = json_object();
+            if (u) {
+                put(u, "prompt_tokens", json_integer(r->prompt_tokens), &bad);
+                put(u, "completion_tokens", json_integer(r->completion_tokens), &bad);
+            }
+            put(root, "usage", u, &bad);
+            json_t *t = json_object();
+            if (t) {
+                put(t, "queue_ms", json_real(r->queue_ms), &bad);
+                put(t, "prefill_ms", json_real(r->prefill_ms), &bad);
+                put(t, "decode_ms", json_real(r->decode_ms), &bad);
+            }
+            put(root, "timings", t, &bad);
+        }
+    } else {
+        json_t *e = json_object();
+        if (e) {
+            put(e, "code", json_string(ee_proto_code_name(r->error_code)), &bad);
+            put(e, "message", json_string(r->error_message ? r->error_message : ""), &bad);
+        }
+        put(root, "error", e, &bad);
+    }
+    if (r->worker) put(root, "worker", json_string(r->worker), &bad);
+    return dump(root, bad, 15, err);
+}
+
+char *ee_proto_error_reply_json(const char *id, ee_proto_code code, const char *message,
+                                const char *worker, uint32_t seq, ee_err *err) {
+    ee_proto_reply r = {
+        .id = (char *)id,
+        .ok = false,
+        .seq = seq,
+        .final = true,
+        .worker = (char *)worker,
+        .error_code = code,
+        .error_message = (char *)message,
+    };
+    return ee_proto_reply_to_json(&r, err);
+}
+
+/* ---- reply parsing (client side) ------------------------------------------ */
+
+static int rep_int(json_t *obj, const char *key, const char *path, bool required, long long lo,
+                   long long hi, long long *out, ee_err *err) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return ee_err_set(err, "%s: missing", path);
+        return 0;
+    }
+    if (!json_is_integer(v)) return ee_err_set(err, "%s: must be an integer", path);
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi) return ee_err_set(err, "%s: %lld out of range", path, x);
+    *out = x;
+    return 0;
+}
+
+static int rep_real(json_t *obj, const char *key, const char *path, double *out, ee_err *err) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v)) return ee_err_set(err, "%s: must be a number", path);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int rep_str(json_t *obj, const char *key, const char *path, bool required, char **out,
+                   ee_err *err) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return ee_err_set(err, "%s: missing", path);
+        return 0;
+    }
+    if (!json_is_string(v)) return ee_err_set(err, "%s: must be a string", path);
+    if (!(*out = xstrdup(json_string_value(v)))) return ee_err_set(err, "out of memory");
+    return 0;
+}
+
+static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
+    long long x = -1;
+    if (rep_int(root, "v", "v", true, 0, LLONG_MAX, &x, err)) return -1;
+    if (x != EE_PROTO_VERSION) return ee_err_set(err, "v: unsupported version %lld", x);
+    if (rep_str(root, "id", "id", true, &r->id, err)) return -1;
+    char *status = NULL;
+    if (rep_str(root, "status", "status", true, &status, err)) return -1;
+    bool ok = strcmp(status, "ok") == 0, is_err = strcmp(status, "error") == 0;
+    free(status);
+    if (!ok && !is_err) return ee_err_set(err, "status: must be \"ok\" or \"error\"");
+    r->ok = ok;
+    x = 0;
+    if (rep_int(root, "seq", "seq", true, 0, UINT32_MAX, &x, err)) return -1;
+    r->seq = (uint32_t)x;
+    json_t *f = json_object_get(root, "final");
+    if (!json_is_boolean(f)) return ee_err_set(err, "final: must be a boolean");
+    r->final = json_is_true(f);
+    if (rep_str(root, "worker", "worker", false, &r->worker, err)) return -1;
+
+    if (!ok) {
+        json_t *e = json_object_get(root, "error");
+        if (!json_is_object(e)) return ee_err_set(err, "error: must be an object");
+        char *code = NULL;
+        if (rep_str(e, "code", "error.code", true, &code, err)) return -1;
+        /* codes added later in version 1 read as internal */
+        if (ee_proto_code_parse(code, &r->error_code) != 0) r->error_code = EE_PROTO_E_INTERNAL;
+        free(code);
+        if (rep_str(e, "message", "error.message", false, &r->error_message, err)) return -1;
+        return 0;
+    }
+    json_t *o = json_object_get(root, "output");
+    if (!json_is_object(o)) return ee_err_set(err, "output: must be an object");
+    json_t *t = json_object_get(o, "tokens");
+    if (!json_is_array(t)) return ee_err_set(err, "output.tokens: must be an array");
+    size_t n = json_array_size(t);
+    if (n) {
+        r->tokens = malloc(n * sizeof *r->tokens);
+        if (!r->tokens) return ee_err_set(err, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(t, i);
+        if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+            json_integer_value(e) > INT32_MAX)
+            return ee_err_set(err, "output.tokens[%zu]: must be a token id", i);
+        r->tokens[i] = (int32_t)json_integer_value(e);
+    }
+    r->n_tokens = n;
+    if (rep_str(root, "finish_reason", "finish_reason", r->final, &r->finish_reason, err))
+        return -1;
+    json_t *u = json_object_get(root, "usage");
+    if (json_is_object(u)) {
+        x = 0;
+        if (rep_int(u, "prompt_tokens", "usage.prompt_tokens", false, 0, UINT32_MAX, &x, err))
+            return -1;
+        r->prompt_tokens = (uint32_t)x;
+        x = 0;
+        if (rep_int(u, "completion_tokens", "usage.completion_tokens", false, 0, UINT32_MAX, &x,
+                    err))
+            return -1;
+        r->completion_tokens = (uint32_t)x;
+    }
+    json_t *tm = json_object_get(root, "timings");
+    if (json_is_object(tm)) {
+        if (rep_real(tm, "queue_ms", "timings.queue_ms", &r->queue_ms, err) ||
+            rep_real(tm, "prefill_ms", "timings.prefill_ms", &r->prefill_ms, err) ||
+            rep_real(tm, "decode_ms", "timings.decode_ms", &r->decode_ms, err))
+            return -1;
+    }
+    return 0;
+}
+
+int ee_proto_parse_reply(const char *buf, size_t len, ee_proto_reply *out, ee_err *err) {
+    if (!out) return ee_err_set(err, "reply: no output");
+    memset(out, 0, sizeof *out);
+    if (!buf || !len) return ee_err_set(err, "reply: empty record");
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return ee_err_set(err, "reply: not valid JSON (line %d, column %d): %s", je.line,
+                          je.column, je.text);
+    int rc = json_is_object(root) ? parse_reply_fields(root, out, err)
+                                  : ee_err_set(err, "reply: must be a JSON object");
+    json_decref(root);
+    if (rc) ee_proto_reply_free(out);
+    return rc;
+}
+
+void ee_proto_reply_free(ee_proto_reply *r) {
+    if (!r) return;
+    free(r->id);
+    free(r->tokens);
+    free(r->finish_reason);
+    free(r->worker);
+    free(r->error_message);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- dead letters --------------------------------------------------------- */
+
+static char *fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_alloc(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+int ee_proto_dlq_headers(const ee_proto_dlq_info *d, ee_proto_header out[EE_PROTO_DLQ_NHDR],
+                         ee_err *err) {
+    memset(out, 0, EE_PROTO_DLQ_NHDR * sizeof *out);
+    if (!d || !d->topic) return ee_err_set(err, "dlq: the original topic is required");
+    const char *code = ee_proto_code_name(d->code);
+    if (!code || d->code == EE_PROTO_OK) return ee_err_set(err, "dlq: invalid error code");
+    static const char *const names[EE_PROTO_DLQ_NHDR] = {
+        EE_PROTO_HDR_DLQ_TOPIC,      EE_PROTO_HDR_DLQ_PARTITION,  EE_PROTO_HDR_DLQ_OFFSET,
+        EE_PROTO_HDR_DLQ_TIMESTAMP,  EE_PROTO_HDR_DLQ_GROUP,      EE_PROTO_HDR_DLQ_ERROR_CODE,
+        EE_PROTO_HDR_DLQ_ERROR_MESSAGE,
+    };
+    for (int i = 0; i < EE_PROTO_DLQ_NHDR; i++) out[i].name = names[i];
+    out[0].value = xstrdup(d->topic);
+    out[1].value = fmt_alloc("%" PRId32, d->partition);
+    out[2].value = fmt_alloc("%" PRId64, d->offset);
+    out[3].value = fmt_alloc("%" PRId64, d->timestamp_ms);
+    out[4].value = xstrdup(d->group ? d->group : "");
+    out[5].value = xstrdup(code);
+    out[6].value = xstrdup(d->message ? d->message : "");
+    for (int i = 0; i < EE_PROTO_DLQ_NHDR; i++) {
+        if (!out[i].value) {
+            ee_proto_headers_free(out, EE_PROTO_DLQ_NHDR);
+            return ee_err_set(err, "out of memory");
+        }
+    }
+    return 0;
+}
+
+void ee_proto_headers_free(ee_proto_header *h, size_t n) {
+    if (!h) return;
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].value);
+        h[i].value = NULL;
+    }
+}
