@@ -50,7 +50,8 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model demo bench bench-machine bench-ee check-llamacpp clean distclean
+.PHONY: all deps model venv test test-unit test-model test-integration demo bench bench-machine bench-ee check-llamacpp clean distclean
+.PHONY: kafka-up kafka-down kafka-status
 
 all: $(BINS)
 
@@ -125,7 +126,14 @@ $(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBC
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
-test: test-unit test-model
+test: test-unit test-model test-integration
+
+# Integration tier: real Apache Kafka 3.9 (KRaft) from Maven Central on
+# loopback, started and stopped by each script (scripts/kafka.sh).
+test-integration: $(BINS) | $(STAMP)/deps
+	@set -e; n=0; for t in tests/integration/*.sh; do \
+	  echo "integration: $$t"; bash $$t; n=$$((n+1)); done; \
+	echo "integration: $$n passed, 0 failed"
 
 test-unit: $(BUILD)/bin/test-unit $(BINS) | $(STAMP)/venv
 	EE_PY=$(PY) EE_BIN=$(BUILD)/bin ASAN_OPTIONS=detect_leaks=1 $(BUILD)/bin/test-unit
@@ -163,6 +171,19 @@ check-llamacpp: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 
 bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 	$(PY) bench/bench_ee.py --model $(MODEL) --bin $(BUILD)/bin
+
+# ---- local Kafka 3.9 (KRaft, loopback; docs/KAFKA.md) ---------------------
+# KAFKA_NODES=1 (127.0.0.1:9092) or 3 (9092,9094,9096); jars cached and data
+# kept under .cache/kafka.
+KAFKA_NODES ?= 1
+kafka-up:
+	KAFKA_NODES=$(KAFKA_NODES) bash scripts/kafka.sh up
+
+kafka-down:
+	bash scripts/kafka.sh down
+
+kafka-status:
+	bash scripts/kafka.sh status
 
 clean:
 	rm -rf $(BUILD)

@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config librdkafka-dev libjansson-dev libopenblas-dev
       libsodium-dev check libsubunit-dev libmicrohttpd-dev uuid-dev kcat unzip
-      python3 python3-venv curl ca-certificates)
+      python3 python3-venv curl ca-certificates
+      maven openjdk-17-jre-headless)   # Kafka 3.9 from Maven Central for integration tests
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
