@@ -8,7 +8,7 @@
 
 CC      ?= cc
 ARCH    ?= -march=native
-PKGS     = openblas jansson libsodium rdkafka
+PKGS     = openblas jansson libsodium rdkafka inih libmicrohttpd
 CHECK    = check
 WARN     = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 CSTD     = -std=c11 -D_GNU_SOURCE
