@@ -84,6 +84,20 @@ static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
  * the block's arithmetic. */
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* The 32 quants of a Q4 block as floats minus `bias` (8 for Q4_0, 0 for
+ * Q4_1): values 0..15 are the low nibbles of qs[0..15], 16..31 the high
+ * ones. Exact in f32 (small integers); with a constant bias of 0 the
+ * subtraction folds away. */
+static inline __attribute__((always_inline)) void unpack_q4(const uint8_t *qs, float bias,
+                                                            __m512 *lo, __m512 *hi) {
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m512 b = _mm512_set1_ps(bias);
+    *lo = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, mask))), b);
+    *hi = _mm512_sub_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), mask))), b);
+}
+
 /* Each kernel body is written once for a compile-time T (always inlined
  * into a switch over T = 1..8), so the per-row accumulators live in
  * registers. Blocks are processed in pairs into two accumulator sets to
@@ -92,7 +106,6 @@ static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 EE_INLINE void q4_1_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
     const int64_t nb = j->cols / 32;
-    const __m128i lo_mask = _mm_set1_epi8(0x0F);
     for (int64_t r = r0; r < r1; r++) {
         const blk_q4_1 *b = (const blk_q4_1 *)(j->w + (size_t)r * j->row_bytes);
         __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
@@ -103,10 +116,8 @@ EE_INLINE void q4_1_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int 
             macc[i] = 0.0f;
         }
         for (int64_t k = 0; k < nb; k++) {
-            __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
-            __m512 qlo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)));
-            __m512 qhi = _mm512_cvtepi32_ps(
-                _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)));
+            __m512 qlo, qhi;
+            unpack_q4(b[k].qs, 0.0f, &qlo, &qhi);
             const float m = h2f(b[k].m);
             const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
             for (int i = 0; i < T; i++) {
@@ -124,19 +135,13 @@ EE_INLINE void q4_1_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int 
 
 EE_INLINE void q4_0_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
     const int64_t nb = j->cols / 32;
-    const __m128i lo_mask = _mm_set1_epi8(0x0F);
-    const __m512 eight = _mm512_set1_ps(8.0f);
     for (int64_t r = r0; r < r1; r++) {
         const blk_q4_0 *b = (const blk_q4_0 *)(j->w + (size_t)r * j->row_bytes);
         __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
         for (int i = 0; i < T; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < nb; k++) {
-            __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
-            __m512 qlo = _mm512_sub_ps(
-                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask))), eight);
-            __m512 qhi = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                                           _mm_and_si128(_mm_srli_epi16(q, 4), lo_mask))),
-                                       eight);
+            __m512 qlo, qhi;
+            unpack_q4(b[k].qs, 8.0f, &qlo, &qhi);
             const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
             for (int i = 0; i < T; i++) {
                 const float *xp = j->x + i * j->ldx + k * 32;
@@ -258,15 +263,11 @@ void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, 
         float *o = out + (size_t)(r - r0) * cols;
 #if defined(__AVX512F__)
         const int64_t nb = cols / 32;
-        const __m128i lo_mask = _mm_set1_epi8(0x0F);
         if (t == EE_DT_Q4_1) {
             const blk_q4_1 *b = (const blk_q4_1 *)src;
             for (int64_t k = 0; k < nb; k++) {
-                __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
-                __m512 d = _mm512_set1_ps(h2f(b[k].d)), m = _mm512_set1_ps(h2f(b[k].m));
-                __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)));
-                __m512 hi = _mm512_cvtepi32_ps(
-                    _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)));
+                __m512 d = _mm512_set1_ps(h2f(b[k].d)), m = _mm512_set1_ps(h2f(b[k].m)), lo, hi;
+                unpack_q4(b[k].qs, 0.0f, &lo, &hi);
                 _mm512_storeu_ps(o + k * 32, _mm512_add_ps(_mm512_mul_ps(lo, d), m));
                 _mm512_storeu_ps(o + k * 32 + 16, _mm512_add_ps(_mm512_mul_ps(hi, d), m));
             }
@@ -274,14 +275,9 @@ void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, 
         }
         if (t == EE_DT_Q4_0) {
             const blk_q4_0 *b = (const blk_q4_0 *)src;
-            const __m512i eight = _mm512_set1_epi32(8);
             for (int64_t k = 0; k < nb; k++) {
-                __m128i q = _mm_loadu_si128((const __m128i *)b[k].qs);
-                __m512 d = _mm512_set1_ps(h2f(b[k].d));
-                __m512 lo = _mm512_cvtepi32_ps(
-                    _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo_mask)), eight));
-                __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(
-                    _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask)), eight));
+                __m512 d = _mm512_set1_ps(h2f(b[k].d)), lo, hi;
+                unpack_q4(b[k].qs, 8.0f, &lo, &hi);
                 _mm512_storeu_ps(o + k * 32, _mm512_mul_ps(lo, d));
                 _mm512_storeu_ps(o + k * 32 + 16, _mm512_mul_ps(hi, d));
             }
