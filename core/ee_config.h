@@ -1,0 +1,132 @@
+/* ee_config: the worker's configuration file (config/README.md is the spec).
+ *
+ * INI, parsed with inih: [worker], [limits], one [model NAME] per served
+ * model, and [kafka] whose keys pass through to librdkafka verbatim (in file
+ * order). Loading is strict: unknown sections and keys (outside [kafka]),
+ * duplicate sections and keys, malformed or out-of-range integers, lines
+ * longer than inih's buffer and multi-line continuations are all errors, and
+ * every error names the file, the line and the key:
+ *
+ *   worker.ini:7: [worker] threads: 'two' is not an integer in 1..256
+ *
+ * Values of keys containing "password" or "secret" (any section, any case)
+ * are never put in messages; "<redacted>" stands for them.
+ *
+ * Usage: ee_config_load (or ee_config_init for no file), then
+ * ee_config_set_override for each CLI flag (overrides win), then
+ * ee_config_validate, and ee_config_free at the end. Nothing here prints. */
+#ifndef EE_CONFIG_H
+#define EE_CONFIG_H
+
+#include "ee_error.h"
+#include "ee_proto.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Ranges (inclusive) checked on load, override and validate. */
+#define EE_CONFIG_THREADS_MAX 256
+#define EE_CONFIG_INFLIGHT_MAX 4096
+#define EE_CONFIG_GRACE_MS_MAX 3600000u          /* one hour */
+#define EE_CONFIG_PORT_MAX 65535
+#define EE_CONFIG_TOKENS_MAX 1048576u            /* prompt / new tokens */
+#define EE_CONFIG_REQUEST_BYTES_MAX 1073741824u  /* 1 GiB */
+#define EE_CONFIG_CLASS_MAX 32                   /* [a-z0-9_-]{1,32} */
+#define EE_CONFIG_MAX_CLASSES 16
+#define EE_CONFIG_FILE_MAX (1u << 20)            /* config files over 1 MiB refused */
+
+/* Defaults (what ee_config_init sets). */
+#define EE_CONFIG_DEFAULT_NAME "ee-worker"
+#define EE_CONFIG_DEFAULT_THREADS 1
+#define EE_CONFIG_DEFAULT_MAX_INFLIGHT 4
+#define EE_CONFIG_DEFAULT_GRACE_MS 20000
+#define EE_CONFIG_DEFAULT_METRICS_PORT 9464
+#define EE_CONFIG_DEFAULT_MAX_PROMPT_TOKENS 2048
+#define EE_CONFIG_DEFAULT_MAX_NEW_TOKENS 512
+#define EE_CONFIG_DEFAULT_MAX_REQUEST_BYTES 1048576
+
+typedef struct ee_config_kv {
+    char *key;
+    char *value;
+} ee_config_kv;
+
+typedef struct ee_config_model {
+    char *name; /* ee_proto_valid_name: appears in topics */
+    char *path; /* encrypted GGUF */
+} ee_config_model;
+
+typedef struct ee_config {
+    char *source; /* file path, "<string>" or NULL (init only); for messages */
+
+    /* [worker] */
+    char *name;            /* `worker` field of replies, logs */
+    uint32_t threads;      /* 1..256 */
+    char **classes;        /* resource classes served, file order, no duplicates */
+    size_t n_classes;
+    uint32_t max_inflight; /* 1..4096 */
+    uint32_t grace_ms;     /* 0..3600000 */
+    uint32_t metrics_port; /* 0 disables /metrics and /healthz */
+    char *group;           /* NULL: ee-workers.<model>.<class> per pair */
+
+    /* [limits] */
+    uint32_t max_prompt_tokens; /* 1..1048576 */
+    uint32_t max_new_tokens;    /* 1..1048576 */
+    uint32_t max_request_bytes; /* 1..1 GiB */
+
+    /* [model NAME] */
+    ee_config_model *models; /* file order, then overrides */
+    size_t n_models;
+
+    /* [kafka]: librdkafka properties, file order (overrides replace in place
+     * or append). */
+    ee_config_kv *kafka;
+    size_t n_kafka;
+} ee_config;
+
+/* Zero c and set the defaults. Never fails. */
+void ee_config_init(ee_config *c);
+
+/* Init c and parse the file / NUL-terminated text ("<string>" in messages).
+ * Returns 0, or -1 with err (FILE:LINE: [section] key: problem) and c freed
+ * (ee_config_free on it is harmless). Does not call ee_config_validate. */
+int ee_config_load(ee_config *c, const char *path, ee_err *err);
+int ee_config_load_string(ee_config *c, const char *text, ee_err *err);
+
+/* Free everything; c is left initialised with the defaults. */
+void ee_config_free(ee_config *c);
+
+/* Set one key as a CLI flag would, winning over the file:
+ *   "worker.threads" = "4", "worker.classes" = "small,large" (replaces the
+ *   list), "worker.group", "worker.name", ..., "limits.max_new_tokens", ...,
+ *   "model.NAME" = PATH (adds or replaces), "kafka.PROP" = VALUE (replaces in
+ *   place or appends).
+ * Same checks as the file. Returns 0, or -1 with err ("override KEY: ...");
+ * c is unchanged on failure. */
+int ee_config_set_override(ee_config *c, const char *key, const char *value, ee_err *err);
+
+/* Whole-config checks: at least one class and one model (the message names
+ * everything missing), every range and name rule above, unique classes and
+ * models, non-empty paths, a valid group. Returns 0 or -1 with err. */
+int ee_config_validate(const ee_config *c, ee_err *err);
+
+/* ---- accessors ------------------------------------------------------------ */
+
+/* c->name, or EE_CONFIG_DEFAULT_NAME when unset. */
+const char *ee_config_name(const ee_config *c);
+/* The kafka value for prop, or NULL. */
+const char *ee_config_kafka_get(const ee_config *c, const char *prop);
+/* The model named name, or NULL. */
+const ee_config_model *ee_config_model_find(const ee_config *c, const char *name);
+bool ee_config_has_class(const ee_config *c, const char *cls);
+/* Consumer group for (model, class): the `group` override or
+ * ee-workers.<model>.<class> (malloc'd), or NULL with err. */
+char *ee_config_group_for(const ee_config *c, const char *model, const char *cls, ee_err *err);
+/* Request limits for a model with n_vocab tokens. */
+ee_proto_limits ee_config_limits(const ee_config *c, uint32_t n_vocab);
+
+/* Whether a value for key must be redacted in messages ("password" or
+ * "secret" in the key, any case). */
+bool ee_config_key_is_secret(const char *key);
+
+#endif
