@@ -104,80 +104,67 @@ static inline __attribute__((always_inline)) void unpack_q4(const uint8_t *qs, f
  * break the FMA latency chain. */
 #define EE_INLINE static inline __attribute__((always_inline))
 
-EE_INLINE void q4_1_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
+/* One 32-value block of row `row` (type t, a compile-time constant after
+ * inlining) as two f32 vectors, its scale d and, for the affine Q4_1, its
+ * minimum m (0 otherwise). */
+EE_INLINE void decode_block(ee_dtype t, const uint8_t *row, int64_t k, __m512 *lo, __m512 *hi,
+                            float *d, float *m) {
+    if (t == EE_DT_Q8_0) {
+        const blk_q8_0 *b = (const blk_q8_0 *)row + k;
+        *lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs)));
+        *hi = _mm512_cvtepi32_ps(
+            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16))));
+        *d = h2f(b->d);
+        *m = 0.0f;
+    } else if (t == EE_DT_Q4_0) {
+        const blk_q4_0 *b = (const blk_q4_0 *)row + k;
+        unpack_q4(b->qs, 8.0f, lo, hi);
+        *d = h2f(b->d);
+        *m = 0.0f;
+    } else { /* EE_DT_Q4_1 */
+        const blk_q4_1 *b = (const blk_q4_1 *)row + k;
+        unpack_q4(b->qs, 0.0f, lo, hi);
+        *d = h2f(b->d);
+        *m = h2f(b->m);
+    }
+}
+
+/* sum_j (q_j d + m) x_j = d sum q x + m sum x per block; the m term only
+ * exists for Q4_1 (xs holds the block sums of x). */
+EE_INLINE void block_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T,
+                            const ee_dtype t) {
     const int64_t nb = j->cols / 32;
+    const bool affine = t == EE_DT_Q4_1;
     for (int64_t r = r0; r < r1; r++) {
-        const blk_q4_1 *b = (const blk_q4_1 *)(j->w + (size_t)r * j->row_bytes);
+        const uint8_t *row = j->w + (size_t)r * j->row_bytes;
         __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
         float macc[EE_FUSED_MAX_T];
         for (int i = 0; i < T; i++) {
-            acc0[i] = _mm512_setzero_ps();
-            acc1[i] = _mm512_setzero_ps();
+            acc0[i] = acc1[i] = _mm512_setzero_ps();
             macc[i] = 0.0f;
         }
         for (int64_t k = 0; k < nb; k++) {
             __m512 qlo, qhi;
-            unpack_q4(b[k].qs, 0.0f, &qlo, &qhi);
-            const float m = h2f(b[k].m);
-            const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
+            float d, m;
+            decode_block(t, row, k, &qlo, &qhi, &d, &m);
+            const __m512 dv = _mm512_set1_ps(d);
             for (int i = 0; i < T; i++) {
                 const float *xp = j->x + i * j->ldx + k * 32;
                 __m512 s = _mm512_mul_ps(qlo, _mm512_loadu_ps(xp));
                 s = _mm512_fmadd_ps(qhi, _mm512_loadu_ps(xp + 16), s);
                 if (k & 1) acc1[i] = _mm512_fmadd_ps(s, dv, acc1[i]);
                 else acc0[i] = _mm512_fmadd_ps(s, dv, acc0[i]);
-                macc[i] += m * j->xs[i * nb + k];
+                if (affine) macc[i] += m * j->xs[i * nb + k];
             }
         }
-        for (int i = 0; i < T; i++) store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])) + macc[i]);
+        for (int i = 0; i < T; i++)
+            store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])) + macc[i]);
     }
 }
 
-EE_INLINE void q4_0_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
-    const int64_t nb = j->cols / 32;
-    for (int64_t r = r0; r < r1; r++) {
-        const blk_q4_0 *b = (const blk_q4_0 *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
-        for (int i = 0; i < T; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < nb; k++) {
-            __m512 qlo, qhi;
-            unpack_q4(b[k].qs, 8.0f, &qlo, &qhi);
-            const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
-            for (int i = 0; i < T; i++) {
-                const float *xp = j->x + i * j->ldx + k * 32;
-                __m512 s = _mm512_mul_ps(qlo, _mm512_loadu_ps(xp));
-                s = _mm512_fmadd_ps(qhi, _mm512_loadu_ps(xp + 16), s);
-                if (k & 1) acc1[i] = _mm512_fmadd_ps(s, dv, acc1[i]);
-                else acc0[i] = _mm512_fmadd_ps(s, dv, acc0[i]);
-            }
-        }
-        for (int i = 0; i < T; i++) store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])));
-    }
-}
-
-EE_INLINE void q8_0_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T) {
-    const int64_t nb = j->cols / 32;
-    for (int64_t r = r0; r < r1; r++) {
-        const blk_q8_0 *b = (const blk_q8_0 *)(j->w + (size_t)r * j->row_bytes);
-        __m512 acc0[EE_FUSED_MAX_T], acc1[EE_FUSED_MAX_T];
-        for (int i = 0; i < T; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < nb; k++) {
-            __m512 q0 = _mm512_cvtepi32_ps(
-                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b[k].qs)));
-            __m512 q1 = _mm512_cvtepi32_ps(
-                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b[k].qs + 16))));
-            const __m512 dv = _mm512_set1_ps(h2f(b[k].d));
-            for (int i = 0; i < T; i++) {
-                const float *xp = j->x + i * j->ldx + k * 32;
-                __m512 s = _mm512_mul_ps(q0, _mm512_loadu_ps(xp));
-                s = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xp + 16), s);
-                if (k & 1) acc1[i] = _mm512_fmadd_ps(s, dv, acc1[i]);
-                else acc0[i] = _mm512_fmadd_ps(s, dv, acc0[i]);
-            }
-        }
-        for (int i = 0; i < T; i++) store_out(j, i, r, hsum(_mm512_add_ps(acc0[i], acc1[i])));
-    }
-}
+#define Q4_1_T(j, r0, r1, T) block_rows_T(j, r0, r1, T, EE_DT_Q4_1)
+#define Q4_0_T(j, r0, r1, T) block_rows_T(j, r0, r1, T, EE_DT_Q4_0)
+#define Q8_0_T(j, r0, r1, T) block_rows_T(j, r0, r1, T, EE_DT_Q8_0)
 
 #define EE_DISPATCH_T(fn, j, r0, r1)                                        \
     switch ((j)->T) {                                                        \
@@ -191,9 +178,9 @@ EE_INLINE void q8_0_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int 
     default: fn(j, r0, r1, 8); break;                                        \
     }
 
-static void rows_q4_1(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(q4_1_rows_T, j, r0, r1); }
-static void rows_q4_0(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(q4_0_rows_T, j, r0, r1); }
-static void rows_q8_0(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(q8_0_rows_T, j, r0, r1); }
+static void rows_q4_1(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(Q4_1_T, j, r0, r1); }
+static void rows_q4_0(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(Q4_0_T, j, r0, r1); }
+static void rows_q8_0(const gemv_job *j, int64_t r0, int64_t r1) { EE_DISPATCH_T(Q8_0_T, j, r0, r1); }
 
 EE_INLINE void half_rows_T(const gemv_job *j, int64_t r0, int64_t r1, const int T, const bool bf16) {
     const int64_t nv = j->cols / 16;
