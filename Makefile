@@ -43,7 +43,13 @@ MODEL_TEST_SRC = $(wildcard tests/model/*.c)
 DEVBROKER_SRC = $(wildcard tools/ee_devbroker/*.c)
 DEVBROKER_OBJ = $(DEVBROKER_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINS = $(BUILD)/bin/ee-model $(if $(DEVBROKER_SRC),$(BUILD)/bin/ee-devbroker)
+CONSUMER_SRC = $(wildcard consumer/*.c)
+CONSUMER_OBJ = $(CONSUMER_SRC:%.c=$(BUILD)/obj/%.o)
+PRODUCER_SRC = $(wildcard producer/*.c)
+PRODUCER_OBJ = $(PRODUCER_SRC:%.c=$(BUILD)/obj/%.o)
+
+BINS = $(BUILD)/bin/ee-model $(if $(DEVBROKER_SRC),$(BUILD)/bin/ee-devbroker) \
+       $(if $(CONSUMER_SRC),$(BUILD)/bin/ee-consumer) $(if $(PRODUCER_SRC),$(BUILD)/bin/ee-producer)
 
 MODEL_NAME = SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL      = .cache/models/$(MODEL_NAME)
@@ -92,6 +98,14 @@ $(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(LIBCORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/ee-devbroker: $(DEVBROKER_OBJ) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/ee-consumer: $(CONSUMER_OBJ) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/ee-producer: $(PRODUCER_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -17,6 +17,7 @@
  * value: the line of its first error; whichever error line is first wins. */
 #include "ee_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <librdkafka/rdkafka.h>
@@ -121,8 +122,8 @@ static void free_classes(char **v, size_t n) {
 
 /* ---- keys of [worker] and [limits] ------------------------------------------ */
 
-typedef enum sect { S_NONE, S_WORKER, S_LIMITS, S_MODEL, S_KAFKA } sect;
-typedef enum ktype { K_U32, K_NAME, K_GROUP, K_CLASSES } ktype;
+typedef enum sect { S_NONE, S_WORKER, S_LIMITS, S_MODEL, S_KAFKA, S_TOPICS } sect;
+typedef enum ktype { K_U32, K_NAME, K_GROUP, K_CLASSES, K_ADDR } ktype;
 
 typedef struct keydef {
     sect section;
@@ -141,13 +142,20 @@ static const keydef KEYS[] = {
     {S_WORKER, "grace_ms", K_U32, 0, EE_CONFIG_GRACE_MS_MAX, OFF(grace_ms)},
     {S_WORKER, "metrics_port", K_U32, 0, EE_CONFIG_PORT_MAX, OFF(metrics_port)},
     {S_WORKER, "group", K_GROUP, 0, 0, OFF(group)},
+    {S_WORKER, "metrics_bind", K_ADDR, 0, 0, OFF(metrics_bind)},
+    {S_WORKER, "max_batch", K_U32, 1, EE_CONFIG_BATCH_MAX, OFF(max_batch)},
     {S_LIMITS, "max_prompt_tokens", K_U32, 1, EE_CONFIG_TOKENS_MAX, OFF(max_prompt_tokens)},
     {S_LIMITS, "max_new_tokens", K_U32, 1, EE_CONFIG_TOKENS_MAX, OFF(max_new_tokens)},
     {S_LIMITS, "max_request_bytes", K_U32, 1, EE_CONFIG_REQUEST_BYTES_MAX, OFF(max_request_bytes)},
+    {S_TOPICS, "create", K_U32, 0, 1, OFF(topics_create)},
+    {S_TOPICS, "partitions", K_U32, 1, EE_CONFIG_PARTITIONS_MAX, OFF(topic_partitions)},
+    {S_TOPICS, "replication_factor", K_U32, 1, EE_CONFIG_REPLICATION_MAX, OFF(topic_replication)},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
-static const char *WORKER_KEYS = "name, threads, classes, max_inflight, grace_ms, metrics_port, group";
+static const char *WORKER_KEYS =
+    "name, threads, classes, max_inflight, max_batch, grace_ms, metrics_port, metrics_bind, group";
+static const char *TOPICS_KEYS = "create, partitions, replication_factor";
 static const char *LIMITS_KEYS = "max_prompt_tokens, max_new_tokens, max_request_bytes";
 
 static int find_key(sect s, const char *name) {
@@ -235,6 +243,19 @@ static int set_known(ee_config *c, const keydef *k, const char *where, const cha
             return ee_err_set(err, "%s: '%s' is not a valid %s", where, show(k->name, value).s,
                               k->type == K_NAME ? "worker name (1..128 bytes, no control characters)"
                                                 : "group id ([A-Za-z0-9._-]{1,249})");
+        char *s = xstrdup(value);
+        if (!s) return ee_err_set(err, "%s: out of memory", where);
+        char **field = (char **)((char *)c + k->off);
+        free(*field);
+        *field = s;
+        return 0;
+    }
+    case K_ADDR: {
+        /* An IP literal: libmicrohttpd binds a sockaddr, not a host name. */
+        unsigned char buf[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1)
+            return ee_err_set(err, "%s: '%s' is not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::)",
+                              where, show(k->name, value).s);
         char *s = xstrdup(value);
         if (!s) return ee_err_set(err, "%s: out of memory", where);
         char **field = (char **)((char *)c + k->off);
@@ -363,6 +384,10 @@ void ee_config_init(ee_config *c) {
     c->max_prompt_tokens = EE_CONFIG_DEFAULT_MAX_PROMPT_TOKENS;
     c->max_new_tokens = EE_CONFIG_DEFAULT_MAX_NEW_TOKENS;
     c->max_request_bytes = EE_CONFIG_DEFAULT_MAX_REQUEST_BYTES;
+    c->max_batch = EE_CONFIG_DEFAULT_MAX_BATCH;
+    c->topics_create = 1;
+    c->topic_partitions = EE_CONFIG_DEFAULT_PARTITIONS;
+    c->topic_replication = EE_CONFIG_DEFAULT_REPLICATION;
     /* name stays NULL until set: it must be malloc'd to be freeable. */
 }
 
@@ -371,6 +396,7 @@ void ee_config_free(ee_config *c) {
     free(c->source);
     free(c->name);
     free(c->group);
+    free(c->metrics_bind);
     free_classes(c->classes, c->n_classes);
     for (size_t i = 0; i < c->n_models; i++) {
         free(c->models[i].name);
@@ -401,7 +427,7 @@ typedef struct pstate {
     char cur_name[96];      /* "[worker]", "[model x]" for messages */
     bool key_in_section;    /* a key line was seen since the header */
     int seen_key[N_KEYS];   /* line of each [worker]/[limits] key; 0 unseen */
-    int seen_sect[5];       /* line of [worker], [limits], [kafka] */
+    int seen_sect[5];       /* line of [worker], [limits], [kafka], [topics] */
     int *model_line;        /* header line and path line per model */
     int *path_line;
     int *kafka_line;        /* line of each kafka key */
@@ -439,6 +465,7 @@ static int on_header(pstate *st, const char *start) {
     if (strcmp(name, "worker") == 0) st->cur = S_WORKER, idx = 0;
     else if (strcmp(name, "limits") == 0) st->cur = S_LIMITS, idx = 1;
     else if (strcmp(name, "kafka") == 0) st->cur = S_KAFKA, idx = 2;
+    else if (strcmp(name, "topics") == 0) st->cur = S_TOPICS, idx = 3;
     if (idx >= 0) {
         if (st->seen_sect[idx])
             return fail(st, st->line),
@@ -478,7 +505,7 @@ static int on_header(pstate *st, const char *start) {
     }
     return fail(st, st->line),
            ee_err_set(st->err,
-                      "%s:%d: unknown section [%s] (expected [worker], [limits], [model NAME] or "
+                      "%s:%d: unknown section [%s] (expected [worker], [limits], [topics], [model NAME] or "
                       "[kafka])",
                       st->file, st->line, show("section", name).s);
 }
@@ -537,11 +564,13 @@ static int handler(void *user, const char *section, const char *name, const char
         ee_err_set(st->err, "%s:%d: %s: key outside any section", st->file, st->line, name);
         return fail(st, st->line), 0;
     case S_WORKER:
-    case S_LIMITS: {
+    case S_LIMITS:
+    case S_TOPICS: {
         int k = find_key(st->cur, name);
         if (k < 0) {
             ee_err_set(st->err, "%s: unknown key (known: %s)", where,
-                       st->cur == S_WORKER ? WORKER_KEYS : LIMITS_KEYS);
+                       st->cur == S_WORKER ? WORKER_KEYS
+                       : st->cur == S_LIMITS ? LIMITS_KEYS : TOPICS_KEYS);
             return fail(st, st->line), 0;
         }
         if (st->seen_key[k]) {
@@ -667,7 +696,7 @@ int ee_config_set_override(ee_config *c, const char *key, const char *value, ee_
     snprintf(where, sizeof where, "override %s", show("key", key).s);
     const char *dot = strchr(key, '.');
     if (!dot)
-        return ee_err_set(err, "%s: expected SECTION.KEY (worker., limits., model., kafka.)",
+        return ee_err_set(err, "%s: expected SECTION.KEY (worker., limits., topics., model., kafka.)",
                           where);
     size_t sl = (size_t)(dot - key);
     const char *rest = dot + 1;
@@ -679,6 +708,11 @@ int ee_config_set_override(ee_config *c, const char *key, const char *value, ee_
     if (sl == 6 && strncmp(key, "limits", 6) == 0) {
         int k = find_key(S_LIMITS, rest);
         if (k < 0) return ee_err_set(err, "%s: unknown key (known: %s)", where, LIMITS_KEYS);
+        return set_known(c, &KEYS[k], where, value, err);
+    }
+    if (sl == 6 && strncmp(key, "topics", 6) == 0) {
+        int k = find_key(S_TOPICS, rest);
+        if (k < 0) return ee_err_set(err, "%s: unknown key (known: %s)", where, TOPICS_KEYS);
         return set_known(c, &KEYS[k], where, value, err);
     }
     if (sl == 5 && strncmp(key, "model", 5) == 0) {
@@ -697,7 +731,7 @@ int ee_config_set_override(ee_config *c, const char *key, const char *value, ee_
         if (check_kafka(where, rest, value, err)) return -1;
         return kafka_set(c, where, rest, value, err);
     }
-    return ee_err_set(err, "%s: unknown section (expected worker., limits., model., kafka.)",
+    return ee_err_set(err, "%s: unknown section (expected worker., limits., topics., model., kafka.)",
                       where);
 }
 
@@ -716,7 +750,8 @@ int ee_config_validate(const ee_config *c, ee_err *err) {
 
     for (size_t i = 0; i < N_KEYS; i++) {
         const keydef *k = &KEYS[i];
-        const char *sn = k->section == S_WORKER ? "worker" : "limits";
+        const char *sn = k->section == S_WORKER ? "worker"
+                         : k->section == S_LIMITS ? "limits" : "topics";
         if (k->type == K_U32) {
             uint32_t v = *(const uint32_t *)((const char *)c + k->off);
             if (v < k->min || v > k->max)

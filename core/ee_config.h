@@ -34,7 +34,10 @@
 #define EE_CONFIG_REQUEST_BYTES_MAX 1073741824u  /* 1 GiB */
 #define EE_CONFIG_CLASS_MAX 32                   /* [a-z0-9_-]{1,32} */
 #define EE_CONFIG_MAX_CLASSES 16
-#define EE_CONFIG_FILE_MAX (1u << 20)            /* config files over 1 MiB refused */
+#define EE_CONFIG_FILE_MAX (1u << 20)
+#define EE_CONFIG_BATCH_MAX 64                   /* sequences per forward */
+#define EE_CONFIG_PARTITIONS_MAX 10000
+#define EE_CONFIG_REPLICATION_MAX 32            /* config files over 1 MiB refused */
 
 /* Defaults (what ee_config_init sets). */
 #define EE_CONFIG_DEFAULT_NAME "ee-worker"
@@ -45,6 +48,10 @@
 #define EE_CONFIG_DEFAULT_MAX_PROMPT_TOKENS 2048
 #define EE_CONFIG_DEFAULT_MAX_NEW_TOKENS 512
 #define EE_CONFIG_DEFAULT_MAX_REQUEST_BYTES 1048576
+#define EE_CONFIG_DEFAULT_MAX_BATCH 4
+#define EE_CONFIG_DEFAULT_PARTITIONS 4
+#define EE_CONFIG_DEFAULT_REPLICATION 1
+#define EE_CONFIG_DEFAULT_METRICS_BIND "127.0.0.1"
 
 typedef struct ee_config_kv {
     char *key;
@@ -68,11 +75,18 @@ typedef struct ee_config {
     uint32_t grace_ms;     /* 0..3600000 */
     uint32_t metrics_port; /* 0 disables /metrics and /healthz */
     char *group;           /* NULL: ee-workers.<model>.<class> per pair */
+    char *metrics_bind;    /* IP literal; NULL: 127.0.0.1 */
+    uint32_t max_batch;    /* jobs decoded together in one forward, 1..64 */
 
     /* [limits] */
     uint32_t max_prompt_tokens; /* 1..1048576 */
     uint32_t max_new_tokens;    /* 1..1048576 */
     uint32_t max_request_bytes; /* 1..1 GiB */
+
+    /* [topics]: missing request topics (and ee.dlq) are created at start */
+    uint32_t topics_create;     /* 0/1 */
+    uint32_t topic_partitions;  /* 1..10000 */
+    uint32_t topic_replication; /* 1..32 */
 
     /* [model NAME] */
     ee_config_model *models; /* file order, then overrides */

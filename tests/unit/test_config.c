@@ -100,6 +100,29 @@ START_TEST(defaults_and_string) {
     ck_assert_ptr_null(ee_config_kafka_get(&c, "group.id"));
     ee_config_free(&c);
 
+    ck_assert_uint_eq(c.max_batch, EE_CONFIG_DEFAULT_MAX_BATCH);
+    ck_assert_uint_eq(c.topics_create, 1);
+    ck_assert_uint_eq(c.topic_partitions, EE_CONFIG_DEFAULT_PARTITIONS);
+    ck_assert_ptr_null(c.metrics_bind);
+    ee_config_free(&c);
+
+    /* [topics], metrics_bind, max_batch from the file and as overrides */
+    ck_assert_msg(ee_config_load_string(&c, "[worker]\nmetrics_bind = ::\nmax_batch = 8\n"
+                                            "[topics]\ncreate = 0\npartitions = 12\n"
+                                            "replication_factor = 3\n", &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(c.metrics_bind, "::");
+    ck_assert_uint_eq(c.max_batch, 8);
+    ck_assert_uint_eq(c.topics_create, 0);
+    ck_assert_uint_eq(c.topic_partitions, 12);
+    ck_assert_uint_eq(c.topic_replication, 3);
+    ck_assert_int_eq(ee_config_set_override(&c, "topics.partitions", "2", &err), 0);
+    ck_assert_uint_eq(c.topic_partitions, 2);
+    ck_assert_int_eq(ee_config_set_override(&c, "worker.metrics_bind", "0.0.0.0", &err), 0);
+    ck_assert_str_eq(c.metrics_bind, "0.0.0.0");
+    ck_assert_int_eq(ee_config_set_override(&c, "topics.bogus", "2", &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "override topics.bogus: unknown key"));
+    ee_config_free(&c);
+
     /* no name: the default */
     ck_assert_int_eq(ee_config_load_string(&c, "[worker]\nthreads=1\n", &err), 0);
     ck_assert_str_eq(ee_config_name(&c), EE_CONFIG_DEFAULT_NAME);
@@ -138,6 +161,15 @@ static const bad_case BAD[] = {
      "<string>:2: [worker] metrics_port: '65536' is not an integer in 0..65535", NULL},
     {"[worker]\ngrace_ms = 1.5\n", "<string>:2: [worker] grace_ms:", NULL},
     {"[limits]\nmax_new_tokens = 0\n", "<string>:2: [limits] max_new_tokens:", NULL},
+    {"[worker]\nmetrics_bind = localhost\n",
+     "<string>:2: [worker] metrics_bind: 'localhost' is not an IPv4 or IPv6 address", NULL},
+    {"[worker]\nmax_batch = 65\n", "<string>:2: [worker] max_batch: '65' is not an integer in 1..64",
+     NULL},
+    {"[topics]\npartitions = 0\n", "<string>:2: [topics] partitions:", NULL},
+    {"[topics]\nreplication_factor = 33\n", "<string>:2: [topics] replication_factor:", NULL},
+    {"[topics]\ncreate = yes\n", "<string>:2: [topics] create: 'yes' is not an integer in 0..1", NULL},
+    {"[topics]\nretention = 1\n", "<string>:2: [topics] retention: unknown key", "partitions"},
+    {"[topics]\n[topics]\n", "<string>:2: duplicate section [topics] (first at line 1)", NULL},
     {"[workers]\nthreads = 1\n", "<string>:1: unknown section [workers]", NULL},
     {"[worker]\n[kafka]\n[Worker]\n", "<string>:3: unknown section [Worker]", NULL},
     {"[worker]\nthread = 2\n", "<string>:2: [worker] thread: unknown key", "threads"},
