@@ -1,0 +1,207 @@
+/* ee-consumer internals: the worker service.
+ *
+ * Threads (docs/KAFKA.md "Worker design"):
+ *   poll thread (main)  owns every rd_kafka consumer, the offset tracker and
+ *                       every job that is not running: it polls records,
+ *                       parses and checks them, answers bad ones at once,
+ *                       queues good ones, serves delivery reports, stores
+ *                       offsets, pauses/resumes partitions, handles
+ *                       rebalances and shutdown. It never runs inference.
+ *   inference thread    takes queued jobs into one ee_batch per model and
+ *                       steps the batches; produces partial and final
+ *                       replies; hands cancelled jobs back.
+ *   librdkafka threads  (internal) and the libmicrohttpd thread (/metrics).
+ *
+ * A job is owned by exactly one thread at a time: poll thread (parsed) ->
+ * queue -> inference thread (running) -> producer (final reply in flight,
+ * opaque = job) -> poll thread (delivery report) -> freed. Its offset is
+ * stored only when the final reply or dead letter is acknowledged, and only
+ * as part of the contiguous finished prefix of its partition. */
+#ifndef EE_SVC_H
+#define EE_SVC_H
+
+#include "ee_batch.h"
+#include "ee_config.h"
+#include "ee_gguf.h"
+#include "ee_llama.h"
+#include "ee_metrics.h"
+#include "ee_offtrack.h"
+#include "ee_proto.h"
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- served models -------------------------------------------------------- */
+
+typedef struct svc_model {
+    const char *name;        /* config section name (topics use it) */
+    const char *path;
+    ee_gguf *gguf;
+    ee_llama_model *m;
+    ee_llama_ctx *ctx;
+    ee_batch *batch;         /* inference thread only */
+    char key_id[EE_PROTO_KEY_ID_LEN + 1];
+    int32_t stop[16];        /* encrypted end-of-generation ids */
+    int n_stop;
+    ee_proto_limits limits;
+} svc_model;
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+typedef enum job_state {
+    JOB_NEW = 0,   /* poll thread */
+    JOB_QUEUED,    /* in svc.queue */
+    JOB_RUNNING,   /* inference thread */
+    JOB_REPLYING,  /* final reply / dead letter in flight */
+} job_state;
+
+typedef struct svc_job {
+    struct svc_job *next;       /* queue / hand-back link */
+    struct svc_job *all_prev, *all_next; /* svc.all: every live job (poll thread) */
+    job_state state;
+    /* where the record came from */
+    int cons;                   /* index into svc.cons */
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;       /* record timestamp, -1 unknown */
+    uint64_t epoch;             /* assignment epoch of the partition */
+    void *key;                  /* original key/value/headers, for the DLQ */
+    size_t key_len;
+    void *value;
+    size_t value_len;
+    rd_kafka_headers_t *headers;
+    /* where to answer: from the request, or what parsing could still read */
+    bool has_id, has_reply_to;
+    char id[EE_PROTO_ID_MAX + 1];
+    char reply_to[EE_PROTO_TOPIC_MAX + 1];
+    /* the request (valid once parsed) */
+    ee_proto_request req;
+    bool parsed;
+    int model;                  /* index into svc.models */
+    const char *cls;            /* class of the topic (svc.cons[cons]) */
+    double t_received;          /* ee_now_ms at poll */
+    double t_started;           /* taken by the inference thread */
+    /* running */
+    atomic_bool cancel;         /* poll thread asks: abandon (no reply) */
+    uint32_t seq;               /* next reply seq */
+    uint32_t n_streamed;        /* tokens already sent in partials */
+    /* outcome */
+    bool dlq;                   /* the in-flight record is a dead letter */
+    bool reply_failed_once;     /* reply undeliverable: fall back to DLQ */
+    ee_proto_code code;         /* final outcome (OK or the error) */
+    char message[EE_ERR_MAX + 512];
+    int32_t *out;               /* generated ids (encrypted), final reply */
+    uint32_t n_out;
+    const char *finish;         /* "stop", "length" */
+    uint32_t n_completion;
+    double retry_at;            /* dead letter failed: resend at (ee_now_ms) */
+    double queue_ms, prefill_ms, decode_ms;
+} svc_job;
+
+/* ---- consumers ------------------------------------------------------------- */
+
+typedef struct svc_cons {
+    rd_kafka_t *rk;
+    char *group;
+    char **topics;      /* ee.requests.<model>.<class> */
+    int *topic_model;   /* model index per topic */
+    const char **topic_class;
+    int n_topics;
+    bool paused;        /* we paused its assignment for backpressure */
+    bool assigned_any;
+    int idx;
+    struct svc *svc;
+} svc_cons;
+
+/* ---- the service ------------------------------------------------------------ */
+
+typedef struct svc {
+    ee_config *cfg;
+    const char *name;           /* worker name */
+    svc_model *models;
+    int n_models;
+    svc_cons *cons;
+    int n_cons;
+    rd_kafka_t *producer;
+    ee_offtrack *track;         /* poll thread only */
+    uint64_t epoch;             /* bumped on every assignment change */
+
+    /* job queue + hand-back list (poll <-> inference) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    svc_job *q_head, *q_tail;
+    int q_len;
+    svc_job *returned;          /* abandoned by the inference thread */
+    int running;                /* jobs in the inference thread */
+    bool infer_stop;
+    bool draining;              /* shutdown: take no new jobs from the queue */
+    pthread_t infer_thread;
+
+    int inflight;               /* jobs not yet finished (poll thread) */
+    svc_job *all;               /* every live job (poll thread) */
+    svc_job **retry;            /* dead letters to resend (poll thread) */
+    int n_retry, cap_retry;
+    atomic_int stop_signal;     /* SIGTERM/SIGINT count */
+    atomic_bool fatal;          /* producer fatal error */
+
+    ee_metrics *metrics;
+    ee_metrics_server *http;
+    atomic_llong tokens_generated;
+} svc;
+
+/* svc_kafka.c */
+int svc_kafka_open(svc *s, ee_err *err);
+void svc_kafka_close(svc *s);
+int svc_create_topics(svc *s, ee_err *err);
+int svc_subscribe(svc *s, ee_err *err);
+/* One poll round over every consumer and the producer; accept false while
+ * shutting down (records polled then are left for redelivery). Returns false
+ * if a record could not be held (out of memory). */
+bool svc_poll_round(svc *s, int timeout_ms, bool accept);
+void svc_unlink_job(svc *s, svc_job *j);
+void svc_set_paused(svc *s, bool paused);
+/* Abandon queued jobs of (cons, partitions) and wait for running ones, up to
+ * wait_ms; used on revoke and shutdown. NULL parts: everything of cons (or
+ * of every consumer when cons < 0). */
+void svc_release_jobs(svc *s, int cons, const rd_kafka_topic_partition_list_t *parts, int wait_ms);
+
+/* svc_jobs.c */
+svc_job *svc_job_from_message(svc *s, int cons, const rd_kafka_message_t *msg);
+void svc_job_free(svc_job *j);
+void svc_handle_job(svc *s, svc_job *j);        /* poll thread: check, answer or queue */
+void svc_job_finished(svc *s, svc_job *j, bool acked); /* poll thread: release, store offset */
+void svc_collect_returned(svc *s);              /* poll thread: jobs handed back */
+/* Produce the final reply / dead letter for j (any thread); on failure to
+ * even enqueue, j goes back through svc_job_finished(acked=false). */
+void svc_send_final(svc *s, svc_job *j);
+void svc_send_dlq(svc *s, svc_job *j);
+void svc_send_partial(svc *s, svc_job *j, const int32_t *toks, size_t n);
+void svc_on_delivery(svc *s, const rd_kafka_message_t *m);
+
+/* svc_infer.c */
+int svc_infer_start(svc *s, ee_err *err);
+void svc_infer_stop(svc *s);
+void svc_enqueue(svc *s, svc_job *j);
+
+/* svc_models.c */
+int svc_models_open(svc *s, ee_err *err);
+void svc_models_close(svc *s);
+
+/* svc_metrics.c */
+int svc_metrics_open(svc *s, ee_err *err);
+void svc_metrics_close(svc *s);
+void svc_metrics_job_done(svc *s, const svc_job *j);
+void svc_metrics_stats(svc *s, const char *json, size_t len);
+bool svc_health(void *user, char *reason, size_t cap);
+
+/* svc_log.c: one JSON object per line on stderr. fields may be NULL; it is
+ * consumed (json_decref). Never pass keys or plaintext (there is none). */
+void svc_log(const char *level, const char *event, json_t *fields);
+void svc_log_job(const char *level, const char *event, const svc_job *j, json_t *fields);
+
+#endif
