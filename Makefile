@@ -144,7 +144,7 @@ test: test-unit test-model test-integration
 
 # Integration tier: real Apache Kafka 3.9 (KRaft) from Maven Central on
 # loopback, started and stopped by each script (scripts/kafka.sh).
-test-integration: $(BINS) | $(STAMP)/deps
+test-integration: $(BINS) $(MODEL) | $(STAMP)/venv
 	@set -e; n=0; for t in tests/integration/*.sh; do \
 	  echo "integration: $$t"; bash $$t; n=$$((n+1)); done; \
 	echo "integration: $$n passed, 0 failed"

@@ -62,7 +62,7 @@ typedef enum job_state {
 typedef struct svc_job {
     struct svc_job *next;       /* queue / hand-back link */
     struct svc_job *all_prev, *all_next; /* svc.all: every live job (poll thread) */
-    job_state state;
+    _Atomic(job_state) state;   /* written by the owner, read by the poll thread */
     /* where the record came from */
     int cons;                   /* index into svc.cons */
     char *topic;

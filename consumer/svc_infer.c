@@ -116,6 +116,11 @@ static void start_job(svc *s, svc_job *j) {
         .deadline_ms = j->req.deadline_ms,
     };
     ee_err err = {{0}};
+    json_t *f = json_object();
+    json_object_set_new(f, "prompt_tokens", json_integer((json_int_t)j->req.n_tokens));
+    json_object_set_new(f, "max_tokens", json_integer(j->req.params.max_tokens));
+    json_object_set_new(f, "queue_ms", json_real(j->queue_ms));
+    svc_log_job("info", "job_started", j, f);
     j->state = JOB_RUNNING;
     pthread_mutex_lock(&s->mu);
     s->running++;

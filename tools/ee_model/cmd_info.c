@@ -46,6 +46,11 @@ int cmd_info(int argc, char **argv) {
     json_object_set_new(o, "name",
                         name && name->type == EE_GGUF_STRING ? json_string(name->str) : json_null());
     json_object_set_new(o, "encrypted", json_boolean(scheme != NULL));
+    if (scheme) { /* public: what clients put in requests' key_id */
+        const ee_gguf_kv *kid = ee_gguf_find_kv(cm.gguf, "ee.key_id");
+        if (kid && kid->type == EE_GGUF_STRING) json_object_set_new(o, "key_id", json_string(kid->str));
+        if (scheme->type == EE_GGUF_STRING) json_object_set_new(o, "scheme", json_string(scheme->str));
+    }
     json_object_set_new(o, "n_tensors", json_integer((json_int_t)n_t));
     json_object_set_new(o, "n_params", json_integer((json_int_t)n_params));
     json_t *types = json_object();
