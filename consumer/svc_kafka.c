@@ -26,7 +26,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     json_object_set_new(f, "client", json_string(rd_kafka_name(rk)));
     json_object_set_new(f, "facility", json_string(fac));
     json_object_set_new(f, "message", json_string(buf));
-    svc_log(level <= 3 ? "error" : level <= 4 ? "warn" : "info", "librdkafka", f);
+    /* CONFWARN: the shared [kafka] section gives the reply producer
+     * consumer-only properties too; librdkafka says so, harmlessly. */
+    bool confwarn = strcmp(fac, "CONFWARN") == 0;
+    svc_log(level <= 3 ? "error" : level <= 4 && !confwarn ? "warn" : "info", "librdkafka", f);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {

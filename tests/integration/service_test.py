@@ -446,7 +446,7 @@ def test_deadlines(ctx):
     past = uniq("past")
     submit(request(past, ids, rt, max_tokens=8, deadline_ms=int(time.time() * 1000) - 1000))
     mid = uniq("mid")
-    submit(request(mid, ids, rt, max_tokens=2000, deadline_ms=int(time.time() * 1000) + 1500))
+    submit(request(mid, ids, rt, max_tokens=500, deadline_ms=int(time.time() * 1000) + 1000))
     f = rep.wait_final([past, mid], 60)
     assert f[past]["status"] == "error" and f[past]["error"]["code"] == "expired", f[past]
     assert f[mid]["status"] == "error" and f[mid]["error"]["code"] == "expired", f[mid]
@@ -674,7 +674,10 @@ def main():
                 ctx["w1"].stop()
                 wb.wait_assigned(60)
             if name == "two_workers_share":
-                ctx["wbad"].stop()
+                for w in ("wbad", "w1"):
+                    if w in ctx:
+                        ctx[w].stop()
+                        del ctx[w]
                 ctx["w1"] = Worker("w1", grace_ms=500)
                 ctx["w2"] = Worker("w2", grace_ms=500)
                 workers += [ctx["w1"], ctx["w2"]]
