@@ -211,6 +211,10 @@ static rd_kafka_conf_t *make_conf(svc *s, bool consumer, const char *group, ee_e
         {"auto.commit.interval.ms", "1000"},
         {"statistics.interval.ms", "5000"},
         {"partition.assignment.strategy", "range,roundrobin"},
+        /* A broker answers a fetch as soon as data arrives, but an idle
+         * fetch that data misses (and the dev mock broker) waits this long:
+         * 100 ms instead of 500 bounds the added queue time. */
+        {"fetch.wait.max.ms", "100"},
     };
     static const char *const prod_defaults[][2] = {
         {"linger.ms", "1"},

@@ -1,33 +1,83 @@
 #!/usr/bin/env bash
-# make demo: the main job end to end on the embedded default. Until the Kafka
-# service lands (issue 4): local generation with the real model, then the
-# same prompt through the encrypted model (key holder encrypts, model runs
-# blind on encrypted ids, key holder decrypts).
+# make demo: the main job end to end on the embedded default.
+#
+# The key holder makes a key and encrypts the model (once, cached in
+# .cache/demo); the development broker (ee-devbroker: librdkafka's mock
+# cluster, in memory, no JVM) and one worker (ee-consumer, which never sees
+# the key) start; ee-producer encrypts a prompt, submits it, waits for the
+# encrypted reply and decrypts it. Printed: the prompt, the request record
+# exactly as the worker received it from Kafka (encrypted ids), the reply
+# record (encrypted ids), the decrypted answer, and timings. Everything
+# started here is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 BIN=build/bin
-PROMPT=${PROMPT:-"What is the capital of France? Answer in one sentence."}
-echo "== model"
-$BIN/ee-model info --model "$MODEL" | sed -n '/^tokenizer:/q;p'
-echo
-echo "== prompt: $PROMPT"
-echo "== token ids (chat template):"
-$BIN/ee-model tokenize --model "$MODEL" --chat --prompt "$PROMPT"
-echo
-echo "== answer (greedy, streamed):"
-$BIN/ee-model generate --model "$MODEL" --chat --prompt "$PROMPT" --max-tokens 96
-
-echo
-echo "== equivariant encryption: the same question, answered blind"
 DEMO=.cache/demo
-mkdir -p "$DEMO"
+PROMPT=${PROMPT:-"What is the capital of France? Answer in one sentence."}
 KEY=$DEMO/demo.eekey
 ENC=$DEMO/SmolLM2-135M-Instruct.enc-f32.gguf
+REPLIES=ee.replies.demo
+mkdir -p "$DEMO"
+WLOG=$DEMO/worker.log
+
+wpid=""
+cleanup() {
+  if [ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null; then
+    kill -TERM "$wpid"; wait "$wpid" 2>/dev/null || true
+  fi
+  if [ "$started_broker" = 1 ]; then bash scripts/devbroker.sh stop >/dev/null 2>&1 || true; fi
+}
+started_broker=0
+trap cleanup EXIT
+
+echo "== 1. key holder: key + encrypted model (trusted machine; cached)"
 [ -f "$KEY" ] || $BIN/ee-model keygen --out "$KEY" >/dev/null
-if [ ! -f "$ENC" ] || ! $BIN/ee-model info --model "$ENC" --json | grep -q '"encrypted": true'; then
+if [ ! -f "$ENC" ] || ! $BIN/ee-model info --model "$ENC" --json | grep -q '"encrypted": true' \
+   || ! $BIN/ee-model generate --model "$ENC" --key "$KEY" --plain-model "$MODEL" --prompt hi \
+        --max-tokens 1 >/dev/null 2>&1; then
   $BIN/ee-model encrypt --model "$MODEL" --key "$KEY" --out "$ENC"
 fi
-echo "(the worker sees only the ids marked [worker receives] / [worker returns])"
-$BIN/ee-model generate --model "$ENC" --key "$KEY" --plain-model "$MODEL" --chat \
-  --prompt "$PROMPT" --max-tokens 96 --show-ciphertext
+KEY_ID=$($BIN/ee-model info --model "$ENC" --json | jq -r .key_id)
+echo "   key $KEY (0600, never leaves this side), key id $KEY_ID"
+echo "   encrypted model $ENC"
+
+echo "== 2. broker: ee-devbroker (development only, in memory)"
+bash scripts/devbroker.sh status >/dev/null 2>&1 || started_broker=1
+BOOT=$(bash scripts/devbroker.sh start)
+echo "   bootstrap $BOOT"
+
+echo "== 3. worker: ee-consumer (no key; log $WLOG)"
+$BIN/ee-consumer --bootstrap "$BOOT" --model "smollm2=$ENC" --class small,large \
+  --threads "$(nproc)" --metrics-port 0 --name demo-worker --grace-ms 2000 \
+  --kafka session.timeout.ms=6000 >"$WLOG" 2>&1 &
+wpid=$!
+for _ in $(seq 1 600); do
+  grep -q '"event":"partitions_assigned"' "$WLOG" && break
+  kill -0 "$wpid" 2>/dev/null || { echo "worker exited:"; cat "$WLOG"; exit 1; }
+  sleep 0.1
+done
+grep -q '"event":"partitions_assigned"' "$WLOG" || { echo "worker got no partitions:"; tail "$WLOG"; exit 1; }
+echo "   serving ee.requests.smollm2.{small,large}"
+
+echo "== 4. client: ee-producer submit --wait"
+echo "   prompt: $PROMPT"
+OUT=$DEMO/producer.out
+$BIN/ee-producer submit --bootstrap "$BOOT" --model smollm2 --key "$KEY" --plain-model "$MODEL" \
+  --chat --prompt "$PROMPT" --max-tokens 96 --reply-to "$REPLIES" --wait --json --timeout-ms 60000 >"$OUT"
+JOB=$(head -1 "$OUT" | jq -r .id)
+TOPIC=$(head -1 "$OUT" | jq -r .topic)
+RESULT=$(grep '"status"' "$OUT" | tail -1)
+
+echo
+echo "== what the worker received (the request record on $TOPIC, from Kafka):"
+kcat -C -b "$BOOT" -t "$TOPIC" -e -q -f '%s\n' | jq -cR "fromjson? | select(.id == \"$JOB\")" | cut -c1-600
+echo
+echo "== what the worker returned (the reply record on $REPLIES):"
+kcat -C -b "$BOOT" -t "$REPLIES" -e -q -f '%s\n' | jq -cR "fromjson? | select(.id == \"$JOB\")" | cut -c1-600
+echo
+echo "== decrypted by the client (key $KEY_ID):"
+echo "$RESULT" | jq -r .text
+echo
+echo "$RESULT" | jq -r '"== timings: end to end \(.latency_ms|floor) ms at the client; worker: queue \(.timings.queue_ms) ms, prefill \(.timings.prefill_ms|floor) ms, decode \(.timings.decode_ms|floor) ms for \(.usage.completion_tokens) tokens (\(.usage.prompt_tokens) prompt tokens), finish \(.finish_reason), by \(.worker)"'
+[ "$(echo "$RESULT" | jq -r .status)" = ok ] || { echo "demo: job failed"; exit 1; }

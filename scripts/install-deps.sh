@@ -3,7 +3,7 @@
 # Idempotent; uses sudo only when not root.
 set -euo pipefail
 PKGS=(build-essential pkg-config librdkafka-dev libjansson-dev libopenblas-dev
-      libsodium-dev check libsubunit-dev libmicrohttpd-dev libinih-dev uuid-dev kcat unzip
+      libsodium-dev check libsubunit-dev libmicrohttpd-dev libinih-dev uuid-dev kcat jq unzip
       python3 python3-venv curl ca-certificates
       maven openjdk-17-jre-headless)   # Kafka 3.9 from Maven Central for integration tests
 missing=()
