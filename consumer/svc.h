@@ -148,6 +148,7 @@ typedef struct svc {
     int n_retry, cap_retry;
     atomic_int stop_signal;     /* SIGTERM/SIGINT count */
     atomic_bool fatal;          /* producer fatal error */
+    atomic_bool kafka_down;     /* no broker UP in the last statistics */
 
     ee_metrics *metrics;
     ee_metrics_server *http;

@@ -109,12 +109,15 @@ void svc_release_jobs(svc *s, int cons, const rd_kafka_topic_partition_list_t *p
     bool cancelled = false;
     for (;;) {
         int left = 0;
+        /* Running jobs, and replies in flight (an acknowledged reply
+         * commits its offset before the partitions go; a dead letter
+         * waiting for its retry does not hold the rebalance up). */
         for (svc_job *j = s->all; j; j = j->all_next)
-            if (MATCH(j) && (j->state == JOB_RUNNING || j->state == JOB_QUEUED)) left++;
+            if (MATCH(j) && !(j->state == JOB_REPLYING && j->retry_at > 0)) left++;
         if (left == 0) break;
         double now = ee_now_ms();
         if (now >= t_end) {
-            if (cancelled && now >= t_end + 5000) break; /* a stuck forward: give up waiting */
+            if (cancelled && now >= t_end + 5000) break; /* stuck: give up waiting */
             if (!cancelled) {
                 for (svc_job *j = s->all; j; j = j->all_next)
                     if (MATCH(j)) atomic_store(&j->cancel, true);

@@ -89,7 +89,6 @@ void svc_metrics_job_done(svc *s, const svc_job *j) {
 
 /* librdkafka statistics for one consumer: per-partition lag. */
 void svc_metrics_stats(svc *s, const char *js, size_t len) {
-    (void)s;
     json_error_t je;
     json_t *root = json_loadb(js, len, 0, &je);
     if (!root) return;
@@ -102,6 +101,16 @@ void svc_metrics_stats(svc *s, const char *js, size_t len) {
         json_decref(root);
         return;
     }
+    /* Health: is any real broker (not a bootstrap placeholder) up? */
+    bool up = false;
+    const char *bname;
+    json_t *b;
+    json_object_foreach(json_object_get(root, "brokers"), bname, b) {
+        json_int_t nodeid = json_integer_value(json_object_get(b, "nodeid"));
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (nodeid >= 0 && state && strcmp(state, "UP") == 0) up = true;
+    }
+    atomic_store(&s->kafka_down, !up);
     const char *tname;
     json_t *t;
     json_object_foreach(json_object_get(root, "topics"), tname, t) {
@@ -129,6 +138,10 @@ bool svc_health(void *user, char *reason, size_t cap) {
     svc *s = user;
     if (atomic_load(&s->fatal)) {
         snprintf(reason, cap, "producer fatal error");
+        return false;
+    }
+    if (atomic_load(&s->kafka_down)) {
+        snprintf(reason, cap, "no Kafka broker reachable");
         return false;
     }
     if (atomic_load(&s->stop_signal)) {
