@@ -56,7 +56,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model test-integration demo bench bench-machine bench-ee check-llamacpp clean distclean
+.PHONY: all deps model venv test test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp clean distclean
 .PHONY: kafka-up kafka-down kafka-status
 
 all: $(BINS)
@@ -182,6 +182,11 @@ $(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE)
 # client decrypts; the text equals llama.cpp on the plaintext model.
 check-llamacpp: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 	$(PY) tests/ref/llamacpp_blind.py --model $(MODEL) --bin $(BUILD)/bin
+
+# The Kafka service end to end: one prompt local vs through Kafka, and
+# throughput with and without continuous batching (docs/BENCHMARKS.md).
+bench-service: $(BINS) $(MODEL) | $(STAMP)/venv
+	$(PY) bench/bench_service.py --bin $(BUILD)/bin --model $(MODEL)
 
 bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 	$(PY) bench/bench_ee.py --model $(MODEL) --bin $(BUILD)/bin
