@@ -1,0 +1,45 @@
+#include "prod_jobs.h"
+
+#include "ee_platform.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int prod_prompt_make(prod_prompt *pp, const prod_client *cl, const char *text,
+                     const prod_gen_opts *g, ee_err *err) {
+    memset(pp, 0, sizeof *pp);
+    if (prod_client_encode(cl, text, g->chat, &pp->enc, &pp->n, err)) return -1;
+    pp->cls = g->cls ? g->cls
+                     : ee_proto_choose_class((uint32_t)(pp->n > UINT32_MAX ? UINT32_MAX : pp->n),
+                                             g->params.max_tokens, &g->th);
+    pp->topic = ee_proto_request_topic(g->model, pp->cls, err);
+    if (!pp->topic) {
+        prod_prompt_free(pp);
+        return -1;
+    }
+    return 0;
+}
+
+void prod_prompt_free(prod_prompt *pp) {
+    free(pp->enc);
+    free(pp->topic);
+    memset(pp, 0, sizeof *pp);
+}
+
+char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char *id,
+                        const prod_gen_opts *g, ee_err *err) {
+    ee_proto_request r = {
+        .id = (char *)id,
+        .session = (char *)g->session,
+        .model = (char *)g->model,
+        .key_id = (char *)cl->key_id,
+        .task = "generate",
+        .tokens = pp->enc,
+        .n_tokens = pp->n,
+        .params = g->params,
+        .reply_to = (char *)g->reply_to,
+        .deadline_ms = g->deadline_in_ms ? ee_epoch_ms() + g->deadline_in_ms : 0,
+        .stream = g->stream,
+    };
+    return ee_proto_request_to_json(&r, err);
+}

@@ -1,0 +1,270 @@
+/* ee-producer load: a load test through the whole system. Sends --count
+ * jobs (cycling through the prompts, each tokenized and encrypted once),
+ * keeps at most --concurrency of them outstanding and/or starts them at
+ * --rate per second (open loop), waits for every final reply, and reports
+ * what the client measured and what the workers reported. */
+#include "prod_client.h"
+#include "prod_cmds.h"
+#include "prod_collect.h"
+#include "prod_exit.h"
+#include "prod_ids.h"
+#include "prod_jobs.h"
+#include "prod_opts.h"
+#include "prod_print.h"
+#include "prod_send.h"
+#include "prod_session.h"
+#include "prod_stats.h"
+#include "prod_tracker.h"
+
+#include "ee_platform.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *USAGE =
+    "usage: ee-producer load --bootstrap HOST:PORT --model NAME --key K.eekey\n"
+    "         --plain-model PLAIN.gguf (--prompt TEXT | --prompts-file FILE|-) [--chat]\n"
+    "         [--count N] [--concurrency C] [--rate R] [--max-tokens N] [--temperature T]\n"
+    "         [--top-k K] [--top-p P] [--seed S] [--class C] [--small-max-prompt N]\n"
+    "         [--small-max-total N] [--reply-to TOPIC] [--reply-partitions N]\n"
+    "         [--reply-replication N] [--json] [--timeout-ms N] [--kafka PROP=VALUE ...]\n"
+    "\n"
+    "  Sends N jobs (default 10), cycling through the prompts, and waits for all\n"
+    "  of them. --concurrency C keeps at most C jobs outstanding (default 4);\n"
+    "  --rate R starts R jobs per second whatever is outstanding (open loop;\n"
+    "  with --concurrency too, C still caps). A job without a final reply\n"
+    "  --timeout-ms after it was sent (default 120000) counts as timed out.\n"
+    "  Prints jobs ok/error/timeout, wall time, throughput (jobs/s, generated\n"
+    "  tokens/s), client latency p50/p90/p99/max (ok jobs, ms, produce call to\n"
+    "  final reply), the workers' mean queue/prefill/decode ms and the jobs per\n"
+    "  worker; --json prints one JSON object. Job ids: load-<run>-<n>. The reply\n"
+    "  topic is as for submit (default ee.replies.<host name>, created if missing).\n"
+    "\n" PROD_EXIT_HELP;
+
+enum { BOOT, MODEL, KEY, PLAIN, PROMPT, PFILE, CHAT, COUNT, CONC, RATE, MAXT, TEMP, TOPK, TOPP,
+       SEED, CLASS, SMP, SMT, REPLY, RPARTS, RREPL, JSON, TIMEOUT, KAFKA, NF };
+
+typedef struct load {
+    prod_common c;
+    prod_gen_opts g;
+    prod_lines prompts;
+    prod_client cl;
+    prod_prompt *pp;
+    long long count, conc; /* conc 0: no cap */
+    double rate;           /* jobs/s; 0: as fast as the cap allows */
+    char run[17];          /* id prefix of this run */
+    double t0;             /* monotonic ms of the first send */
+} load;
+
+static void load_free(load *l) {
+    for (size_t i = 0; l->pp && i < l->prompts.n; i++) prod_prompt_free(&l->pp[i]);
+    free(l->pp);
+    prod_lines_free(&l->prompts);
+    prod_client_close(&l->cl);
+}
+
+static int prepare(load *l, prod_flag *f, ee_err *err) {
+    l->count = 10;
+    l->conc = f[RATE].present ? 0 : 4;
+    if ((f[COUNT].present && prod_int("--count", f[COUNT].value, 1, 10000000, &l->count, err)) ||
+        (f[CONC].present && prod_int("--concurrency", f[CONC].value, 1, 100000, &l->conc, err)) ||
+        (f[RATE].present && prod_float("--rate", f[RATE].value, 0.001, 1e6, &l->rate, err)) ||
+        prod_common_parse(&l->c, f, NF, 120000, err) || prod_gen_parse(&l->g, f, NF, &l->c, err) ||
+        prod_common_require(&l->c, err) || prod_prompts_parse(&l->prompts, f, NF, err))
+        return -1;
+    if (prod_random_hex(l->run, 4, err)) return -1;
+    if (prod_client_open(&l->cl, l->c.plain_path, l->c.key_path, err)) return -1;
+    l->pp = calloc(l->prompts.n, sizeof *l->pp);
+    if (!l->pp) return ee_err_set(err, "out of memory");
+    for (size_t i = 0; i < l->prompts.n; i++)
+        if (prod_prompt_make(&l->pp[i], &l->cl, l->prompts.v[i], &l->g, err))
+            return l->prompts.n > 1 ? ee_err_wrap(err, "prompt %zu", i + 1) : -1;
+    return 0;
+}
+
+static int start_job(load *l, prod_session *ss, prod_tracker *tr, size_t i, ee_err *err) {
+    char id[64];
+    snprintf(id, sizeof id, "load-%s-%zu", l->run, i + 1);
+    const prod_prompt *pp = &l->pp[i % l->prompts.n];
+    prod_job *j = prod_tracker_add(tr, id, err);
+    if (!j) return PROD_EXIT_USAGE;
+    char *body = prod_request_json(&l->cl, pp, id, &l->g, err);
+    if (!body) return PROD_EXIT_USAGE;
+    prod_request rq = {.topic = pp->topic, .key = id, .id = id, .reply_to = l->c.reply_to,
+                       .json = body};
+    j->t_sent = ee_now_ms();
+    int rc = prod_send(ss->producer, &rq, j, j->t_sent + (double)l->c.timeout_ms, err);
+    free(body);
+    return rc ? PROD_EXIT_KAFKA : 0;
+}
+
+/* The run itself; returns the exit code. */
+static int run(load *l, prod_session *ss, prod_collect *col, ee_err *err) {
+    prod_tracker *tr = col->tr;
+    const double t0 = l->t0 = ee_now_ms();
+    size_t started = 0, oldest = 0;
+    const size_t n = (size_t)l->count;
+    for (;;) {
+        double now = ee_now_ms();
+        while (started < n && (l->conc == 0 || tr->pending < (size_t)l->conc) &&
+               (l->rate == 0 || now >= t0 + 1000.0 * (double)started / l->rate)) {
+            int rc = start_job(l, ss, tr, started, err);
+            if (rc) return rc;
+            started++;
+        }
+        rd_kafka_poll(ss->producer, 0); /* delivery reports */
+        if (prod_collect_deliveries(col, err)) return PROD_EXIT_USAGE;
+        /* jobs are sent in order with one timeout: the oldest expire first */
+        now = ee_now_ms();
+        for (; oldest < tr->n; oldest++) {
+            prod_job *j = tr->jobs[oldest];
+            if (j->state != PROD_JOB_PENDING) continue;
+            if (now - j->t_sent < (double)l->c.timeout_ms) break;
+            prod_tracker_settle(tr, j, PROD_JOB_TIMEOUT, now, NULL);
+            col->exit_code = prod_exit_worst(col->exit_code, PROD_EXIT_TIMEOUT);
+        }
+        if (started == n && tr->pending == 0) break;
+        int wait = 50;
+        if (l->rate > 0 && started < n) {
+            double next = t0 + 1000.0 * (double)started / l->rate - ee_now_ms();
+            if (next < wait) wait = next > 0 ? (int)next : 0;
+        }
+        if (prod_collect_step(col, wait, err)) return PROD_EXIT_KAFKA;
+    }
+    return col->exit_code;
+}
+
+static void print_plain(const prod_stats *s, const load *l) {
+    double secs = s->wall_ms / 1000.0;
+    printf("jobs        %zu: %zu ok, %zu error, %zu timeout, %zu unsent\n", s->total, s->ok,
+           s->error, s->timeout, s->unsent);
+    char conc[32] = "unlimited", rate[32] = "unlimited";
+    if (l->conc) snprintf(conc, sizeof conc, "%lld", l->conc);
+    if (l->rate > 0) snprintf(rate, sizeof rate, "%g jobs/s", l->rate);
+    printf("wall        %.3f s (concurrency %s, rate %s)\n", secs, conc, rate);
+    printf("throughput  %.2f jobs/s, %.1f generated tokens/s (%llu tokens)\n",
+           secs > 0 ? (double)s->ok / secs : 0, secs > 0 ? (double)s->generated / secs : 0,
+           (unsigned long long)s->generated);
+    if (s->n_lat)
+        printf("latency ms  p50 %.1f, p90 %.1f, p99 %.1f, max %.1f, mean %.1f\n", s->p50, s->p90,
+               s->p99, s->max, s->mean);
+    else
+        printf("latency ms  - (no job ended ok)\n");
+    printf("worker ms   mean queue %.1f, prefill %.1f, decode %.1f\n", s->queue_ms,
+           s->prefill_ms, s->decode_ms);
+    printf("workers    ");
+    for (size_t i = 0; i < s->n_workers; i++)
+        printf("%s %s: %zu", i ? "," : "", s->workers[i].name, s->workers[i].jobs);
+    printf("%s\n", s->n_workers ? "" : " -");
+}
+
+/* Three decimals (ms to the microsecond): more digits are only noise. */
+static json_t *round3(double v) { return json_real(round(v * 1000) / 1000); }
+
+static void print_json(const prod_stats *s, const load *l) {
+    double secs = s->wall_ms / 1000.0;
+    json_t *o = json_object(), *jobs = json_object(), *lat = json_object(), *wm = json_object(),
+           *w = json_object(), *set = json_object();
+    json_object_set_new(jobs, "total", json_integer((json_int_t)s->total));
+    json_object_set_new(jobs, "ok", json_integer((json_int_t)s->ok));
+    json_object_set_new(jobs, "error", json_integer((json_int_t)s->error));
+    json_object_set_new(jobs, "timeout", json_integer((json_int_t)s->timeout));
+    json_object_set_new(jobs, "unsent", json_integer((json_int_t)s->unsent));
+    json_object_set_new(o, "jobs", jobs);
+    json_object_set_new(o, "wall_ms", round3(s->wall_ms));
+    json_object_set_new(o, "throughput_jobs_s", round3(secs > 0 ? (double)s->ok / secs : 0));
+    json_object_set_new(o, "tokens_s", round3(secs > 0 ? (double)s->generated / secs : 0));
+    json_object_set_new(o, "generated_tokens", json_integer((json_int_t)s->generated));
+    const char *names[] = {"p50", "p90", "p99", "max", "mean"};
+    const double vals[] = {s->p50, s->p90, s->p99, s->max, s->mean};
+    for (int i = 0; i < 5; i++)
+        json_object_set_new(lat, names[i], s->n_lat ? round3(vals[i]) : json_null());
+    json_object_set_new(o, "latency_ms", lat);
+    json_object_set_new(wm, "queue", round3(s->queue_ms));
+    json_object_set_new(wm, "prefill", round3(s->prefill_ms));
+    json_object_set_new(wm, "decode", round3(s->decode_ms));
+    json_object_set_new(o, "worker_mean_ms", wm);
+    for (size_t i = 0; i < s->n_workers; i++)
+        json_object_set_new(w, s->workers[i].name, json_integer((json_int_t)s->workers[i].jobs));
+    json_object_set_new(o, "workers", w);
+    json_object_set_new(set, "count", json_integer(l->count));
+    json_object_set_new(set, "concurrency", l->conc ? json_integer(l->conc) : json_null());
+    json_object_set_new(set, "rate", l->rate > 0 ? json_real(l->rate) : json_null());
+    json_object_set_new(set, "max_tokens", json_integer(l->g.params.max_tokens));
+    json_object_set_new(set, "prompts", json_integer((json_int_t)l->prompts.n));
+    json_object_set_new(set, "timeout_ms", json_integer(l->c.timeout_ms));
+    json_object_set_new(o, "settings", set);
+    char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (txt) puts(txt);
+    free(txt);
+    json_decref(o);
+}
+
+static void report(const load *l, const prod_tracker *tr, double wall_ms, ee_err *err) {
+    prod_stats st;
+    if (prod_stats_make(&st, tr, (size_t)l->count, wall_ms, err)) return;
+    if (l->c.json)
+        print_json(&st, l);
+    else
+        print_plain(&st, l);
+    prod_stats_free(&st);
+}
+
+int prod_cmd_load(int argc, char **argv) {
+    prod_flag f[NF] = {
+        [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
+        [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true},
+        [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
+        [CHAT] = {"--chat", false},         [COUNT] = {"--count", true},
+        [CONC] = {"--concurrency", true},   [RATE] = {"--rate", true},
+        [MAXT] = {"--max-tokens", true},    [TEMP] = {"--temperature", true},
+        [TOPK] = {"--top-k", true},         [TOPP] = {"--top-p", true},
+        [SEED] = {"--seed", true},          [CLASS] = {"--class", true},
+        [SMP] = {"--small-max-prompt", true}, [SMT] = {"--small-max-total", true},
+        [REPLY] = {"--reply-to", true},     [RPARTS] = {"--reply-partitions", true},
+        [RREPL] = {"--reply-replication", true}, [JSON] = {"--json", false},
+        [TIMEOUT] = {"--timeout-ms", true}, [KAFKA] = {"--kafka", true, true},
+    };
+    if (prod_wants_help(argc, argv)) {
+        fputs(USAGE, stdout);
+        return PROD_EXIT_OK;
+    }
+    ee_err err = {{0}};
+    load l = {0};
+    prod_session ss = {0};
+    prod_tracker tr = {0};
+    prod_print pr = {0};
+    prod_collect col = {0};
+    const char **topics = NULL;
+    int rc = PROD_EXIT_USAGE;
+    if (prod_parse(argc, argv, f, NF, &err) || prepare(&l, f, &err)) goto done;
+    if (!(topics = calloc(l.prompts.n, sizeof *topics))) {
+        ee_err_set(&err, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < l.prompts.n; i++) topics[i] = l.pp[i].topic;
+    rc = prod_session_open(&ss, &l.c, topics, l.prompts.n, true, (int)l.c.timeout_ms,
+                           ee_now_ms() + (double)l.c.timeout_ms, &err);
+    if (rc) goto done;
+    pr = (prod_print){.cl = &l.cl, .quiet = true};
+    col = (prod_collect){.rep = &ss.rep, .tr = &tr, .cl = &l.cl, .pr = &pr, .cap = &ss.cap};
+    rc = run(&l, &ss, &col, &err);
+    if (err.msg[0]) { /* a failure mid-run: report what was measured anyway */
+        prod_fail("load", rc, err.msg);
+        err.msg[0] = 0;
+    }
+    if (prod_print_hidden(&pr))
+        fprintf(stderr, "ee-producer load: ... and %zu more failed jobs\n", prod_print_hidden(&pr));
+    report(&l, &tr, ee_now_ms() - l.t0, &err);
+done:
+    if (err.msg[0]) prod_fail("load", rc, err.msg);
+    prod_session_close(&ss);
+    prod_tracker_free(&tr);
+    free(topics);
+    load_free(&l);
+    prod_flags_free(f, NF);
+    return rc;
+}

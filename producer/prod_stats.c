@@ -1,0 +1,88 @@
+#include "prod_stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double prod_percentile(const double *sorted, size_t n, double q) {
+    if (n == 0) return 0;
+    size_t rank = (size_t)ceil(q * (double)n); /* 1-based */
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1];
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int count_worker(prod_stats *s, const char *name, ee_err *err) {
+    if (!name) name = "(unnamed)";
+    for (size_t i = 0; i < s->n_workers; i++)
+        if (strcmp(s->workers[i].name, name) == 0) {
+            s->workers[i].jobs++;
+            return 0;
+        }
+    prod_worker_count *w = realloc(s->workers, (s->n_workers + 1) * sizeof *w);
+    if (!w) return ee_err_set(err, "out of memory");
+    s->workers = w;
+    if (!(w[s->n_workers].name = strdup(name))) return ee_err_set(err, "out of memory");
+    w[s->n_workers++].jobs = 1;
+    return 0;
+}
+
+int prod_stats_make(prod_stats *s, const prod_tracker *t, size_t total, double wall_ms,
+                    ee_err *err) {
+    memset(s, 0, sizeof *s);
+    s->total = total;
+    s->wall_ms = wall_ms;
+    double *lat = malloc((t->n + 1) * sizeof *lat);
+    if (!lat) return ee_err_set(err, "out of memory");
+    double sum = 0;
+    for (size_t k = 0; k < t->n; k++) {
+        const prod_job *j = t->jobs[k];
+        switch (j->state) {
+        case PROD_JOB_OK:
+            s->ok++;
+            s->generated += j->final.completion_tokens;
+            s->queue_ms += j->final.queue_ms;
+            s->prefill_ms += j->final.prefill_ms;
+            s->decode_ms += j->final.decode_ms;
+            if (j->t_sent > 0) {
+                lat[s->n_lat++] = j->t_done - j->t_sent;
+                sum += j->t_done - j->t_sent;
+            }
+            break;
+        case PROD_JOB_ERROR: s->error++; break;
+        case PROD_JOB_TIMEOUT:
+        case PROD_JOB_PENDING: s->timeout++; break;
+        case PROD_JOB_UNSENT: s->unsent++; break;
+        }
+        if ((j->state == PROD_JOB_OK || j->state == PROD_JOB_ERROR) && j->final.id &&
+            count_worker(s, j->final.worker, err)) {
+            free(lat);
+            return -1;
+        }
+    }
+    if (t->n < total) s->unsent += total - t->n; /* never started */
+    if (s->ok) {
+        s->queue_ms /= (double)s->ok;
+        s->prefill_ms /= (double)s->ok;
+        s->decode_ms /= (double)s->ok;
+    }
+    qsort(lat, s->n_lat, sizeof *lat, cmp_double);
+    s->p50 = prod_percentile(lat, s->n_lat, 0.50);
+    s->p90 = prod_percentile(lat, s->n_lat, 0.90);
+    s->p99 = prod_percentile(lat, s->n_lat, 0.99);
+    s->max = s->n_lat ? lat[s->n_lat - 1] : 0;
+    s->mean = s->n_lat ? sum / (double)s->n_lat : 0;
+    free(lat);
+    return 0;
+}
+
+void prod_stats_free(prod_stats *s) {
+    for (size_t i = 0; i < s->n_workers; i++) free(s->workers[i].name);
+    free(s->workers);
+    memset(s, 0, sizeof *s);
+}
