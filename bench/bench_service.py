@@ -139,7 +139,22 @@ def main():
                   f"(min {min(lat):.1f}, max {max(lat):.1f}); worker queue {med(q):.1f} ms, "
                   f"inference {inf_k:.1f} ms; process wall {med(walls):.0f} ms")
             print(f"overhead of the service vs local inference: {med(lat) - med(inf):+.1f} ms "
-                  f"per job ({med(lat) / med(inf):.2f}x)")
+                  f"per job ({med(lat) / med(inf):.2f}x) - a fresh client process per job pays "
+                  f"its Kafka connection and idempotent-producer id in the queue time")
+            # the same prompt from one warm client, one job at a time
+            r = subprocess.run([prod, "load", "--bootstrap", BOOT, "--model", "smollm2",
+                                "--key", key, "--plain-model", a.model, "--chat", "--prompt",
+                                PROMPT, "--count", str(a.reps), "--concurrency", "1",
+                                "--max-tokens", str(a.max_tokens), "--reply-to",
+                                "ee.replies.bench", "--json"], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"load failed: {r.stderr[-2000:]}")
+            o = json.loads(r.stdout.strip().splitlines()[-1])
+            wm = o["worker_mean_ms"]
+            print(f"kafka   (one warm client, 1 job at a time): client latency p50 "
+                  f"{o['latency_ms']['p50']:.1f} ms (max {o['latency_ms']['max']:.1f}); worker "
+                  f"mean queue {wm['queue']:.1f} ms, inference {wm['prefill'] + wm['decode']:.1f} ms;"
+                  f" overhead vs local inference {o['latency_ms']['p50'] - med(inf):+.1f} ms")
         finally:
             stop_worker(p, f)
         # 3. throughput: batch 1 vs 4
