@@ -56,7 +56,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp clean distclean
+.PHONY: all deps model venv test test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp test-integration-san clean distclean
 .PHONY: kafka-up kafka-down kafka-status
 
 all: $(BINS)
@@ -148,6 +148,17 @@ test-integration: $(BINS) $(MODEL) | $(STAMP)/venv
 	@set -e; n=0; for t in tests/integration/*.sh; do \
 	  echo "integration: $$t"; bash $$t; n=$$((n+1)); done; \
 	echo "integration: $$n passed, 0 failed"
+
+# The worker built with ASan/UBSan, run through the service tests (slower;
+# not part of `make test`): memory errors and leaks under real traffic.
+CONSUMER_SOBJ = $(CONSUMER_SRC:%.c=$(BUILD)/san/%.o)
+$(BUILD)/bin/ee-consumer-san: $(CONSUMER_SOBJ) $(LIBCORE_SAN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS)
+
+test-integration-san: $(BINS) $(BUILD)/bin/ee-consumer-san $(MODEL) | $(STAMP)/venv
+	EE_CONSUMER=$(BUILD)/bin/ee-consumer-san ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  bash tests/integration/service.sh
 
 test-unit: $(BUILD)/bin/test-unit $(BINS) | $(STAMP)/venv
 	EE_PY=$(PY) EE_BIN=$(BUILD)/bin ASAN_OPTIONS=detect_leaks=1 $(BUILD)/bin/test-unit

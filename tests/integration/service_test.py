@@ -234,7 +234,7 @@ class Worker:
                  grace_ms=20000, metrics_port=0):
         self.name = name
         self.log = os.path.join(ARGS.work, f"{name}-{uuid.uuid4().hex[:6]}.log")
-        cmd = [os.path.join(ARGS.bin, "ee-consumer"), "--bootstrap", ARGS.bootstrap,
+        cmd = [ARGS.consumer or os.path.join(ARGS.bin, "ee-consumer"), "--bootstrap", ARGS.bootstrap,
                "--class", classes, "--threads", str(threads), "--name", name,
                "--metrics-port", str(metrics_port), "--grace-ms", str(grace_ms),
                "--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500",
@@ -637,6 +637,8 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--cache", required=True, help="key + encrypted model (reused)")
     ap.add_argument("--only", default="")
+    ap.add_argument("--consumer", default=os.environ.get("EE_CONSUMER", ""),
+                    help="worker binary (default BIN/ee-consumer; e.g. the ASan build)")
     ARGS = ap.parse_args()
     os.makedirs(ARGS.cache, exist_ok=True)
     KEY = os.path.join(ARGS.cache, "itest.eekey")
