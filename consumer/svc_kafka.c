@@ -445,6 +445,7 @@ void svc_set_paused(svc *s, bool paused) {
         sc->paused = paused;
     }
     ee_metrics_gauge_set(s->metrics, "ee_partitions_paused", EE_NO_LABELS, paused ? 1 : 0);
+    if (paused) ee_metrics_counter_inc(s->metrics, "ee_intake_pauses_total", EE_NO_LABELS);
 }
 
 static void link_job(svc *s, svc_job *j) {

@@ -34,6 +34,8 @@ static const mdef DEFS[] = {
      EE_METRIC_COUNTER},
     {"ee_partitions_assigned", "Partitions assigned, by group", EE_METRIC_GAUGE},
     {"ee_partitions_paused", "1 while intake is paused for backpressure", EE_METRIC_GAUGE},
+    {"ee_intake_pauses_total", "Times intake was paused because max_inflight jobs were held",
+     EE_METRIC_COUNTER},
     {"kafka_consumergroup_lag",
      "Records behind the committed offset, per partition (librdkafka consumer_lag)",
      EE_METRIC_GAUGE},

@@ -481,6 +481,50 @@ def test_two_workers_share(ctx):
     return f"16 jobs, one final reply each, served by {workers}"
 
 
+def test_backpressure(ctx):
+    """max_inflight 2: the worker pauses its partitions, every job still gets
+    its reply, and the lag metric returns to 0 once all is committed."""
+    port = 19000 + os.getpid() % 400
+    # its own model name, hence its own topic: no other worker answers
+    w = Worker("wbp", models=("bpmodel",), extra=["--max-inflight", "2", "--max-batch", "1"],
+               metrics_port=port)
+    try:
+        w.wait_assigned(60)
+        rt = uniq("replies")
+        create_topic(rt)
+        rep = Replies(rt)
+        ids = encrypt_prompt(PROMPTS[1])
+        want, _ = local_tokens(ids, 8)
+        jobs = [uniq(f"bp{i}") for i in range(8)]
+        for j in jobs:
+            submit(request(j, ids, rt, model="bpmodel", max_tokens=8), "ee.requests.bpmodel.small")
+        finals = rep.wait_final(jobs, 90)
+        for j in jobs:
+            check_ok(finals[j], want, "wbp")
+        rep.close()
+
+        def metric(name):
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            return body, [ln for ln in body.splitlines() if ln.startswith(name)]
+        body, pauses = metric("ee_intake_pauses_total")
+        n = float(pauses[0].split()[-1]) if pauses else 0
+        assert n >= 1, "never paused: " + body[:1500]
+        # lag per partition from librdkafka statistics (1 s here) reaches 0
+        end = time.time() + 20
+        lag = []
+        while time.time() < end:
+            _, lag = metric("kafka_consumergroup_lag{")
+            if lag and all(float(x.split()[-1]) == 0 for x in lag):
+                break
+            time.sleep(0.5)
+        assert lag and all(float(x.split()[-1]) == 0 for x in lag), lag
+        _, health = None, urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+        assert health == b"ok\n", health
+    finally:
+        w.stop()
+    return f"8 jobs through max_inflight 2: paused {n:.0f} times, all answered; lag {len(lag)} partitions at 0"
+
+
 def find_runner(workers, rid, timeout=30):
     end = time.time() + timeout
     while time.time() < end:
@@ -624,7 +668,7 @@ def test_producer_cli(ctx):
 
 
 TESTS = [test_end_to_end, test_streaming, test_kcat_interop, test_producer_cli, test_deadlines,
-         test_bad_inputs, test_two_workers_share, test_routing, test_sigterm_redelivers,
+         test_backpressure, test_bad_inputs, test_two_workers_share, test_routing, test_sigterm_redelivers,
          test_sigkill_loses_nothing]
 
 
