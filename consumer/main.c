@@ -34,7 +34,8 @@ static const char *USAGE =
     "  --set SECTION.KEY=VALUE  any config key (repeatable)\n"
     "  --check                  load and validate config and models, then exit\n"
     "exit status: 0 after a clean shutdown, 1 on bad configuration or a startup\n"
-    "failure, 3 after a fatal Kafka error (unanswered jobs are redelivered).\n";
+    "failure, 3 after an unrecoverable Kafka error (unanswered jobs are\n"
+    "redelivered). A fatal error of the reply producer is recovered in place.\n";
 
 static svc g;
 
@@ -148,6 +149,8 @@ int main(int argc, char **argv) {
     s->cfg = &cfg;
     s->name = ee_config_name(&cfg);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_rwlock_init(&s->prod_lock, NULL);
+    s->poll_tid = pthread_self();
     pthread_cond_init(&s->cv, NULL);
     s->track = ee_offtrack_new();
     int exit_code = 1;
@@ -197,7 +200,7 @@ int main(int argc, char **argv) {
     double t_rate = ee_now_ms();
     long long tok_rate = 0;
     bool ok = true;
-    while (!atomic_load(&s->stop_signal) && !atomic_load(&s->fatal) && ok) {
+    while (!atomic_load(&s->stop_signal) && !atomic_load(&s->fatal_final) && ok) {
         ok = svc_poll_round(s, 100, true);
         double now = ee_now_ms();
         if (now - t_rate >= 1000) {
@@ -219,7 +222,7 @@ int main(int argc, char **argv) {
      * uncommitted and is redelivered to another worker. */
     {
         json_t *f = json_object();
-        json_object_set_new(f, "reason", json_string(atomic_load(&s->fatal) ? "kafka_fatal"
+        json_object_set_new(f, "reason", json_string(atomic_load(&s->fatal_final) ? "kafka_fatal"
                                                      : ok ? "signal" : "out_of_memory"));
         json_object_set_new(f, "inflight", json_integer(s->inflight));
         json_object_set_new(f, "grace_ms", json_integer(cfg.grace_ms));
@@ -244,7 +247,7 @@ int main(int argc, char **argv) {
         json_object_set_new(f, "unanswered", json_integer(s->inflight));
         svc_log("info", "shutdown_done", f);
     }
-    exit_code = atomic_load(&s->fatal) ? 3 : ok ? 0 : 1;
+    exit_code = atomic_load(&s->fatal_final) ? 3 : ok ? 0 : 1;
 out:
     if (exit_code == 1 && err.msg[0]) {
         json_t *f = json_object();

@@ -127,7 +127,11 @@ typedef struct svc {
     int n_models;
     svc_cons *cons;
     int n_cons;
-    rd_kafka_t *producer;
+    rd_kafka_t *producer;       /* replaced after a fatal error: use under prod_lock */
+    pthread_rwlock_t prod_lock; /* read: produce (any thread); write: the swap */
+    pthread_t poll_tid;
+    long test_fatal_after;      /* EE_TEST_FATAL_AFTER: test hook, 0 = off */
+    long acked;                 /* final replies / dead letters acknowledged */
     ee_offtrack *track;         /* poll thread only */
     uint64_t epoch;             /* bumped on every assignment change */
 
@@ -147,7 +151,8 @@ typedef struct svc {
     svc_job **retry;            /* dead letters to resend (poll thread) */
     int n_retry, cap_retry;
     atomic_int stop_signal;     /* SIGTERM/SIGINT count */
-    atomic_bool fatal;          /* producer fatal error */
+    atomic_bool fatal;          /* producer fatal error: replace the producer */
+    atomic_bool fatal_final;    /* unrecoverable (consumer fatal, no new producer) */
     atomic_bool kafka_down;     /* no broker UP in the last statistics */
 
     ee_metrics *metrics;
@@ -160,6 +165,11 @@ int svc_kafka_open(svc *s, ee_err *err);
 void svc_kafka_close(svc *s);
 int svc_create_topics(svc *s, ee_err *err);
 int svc_subscribe(svc *s, ee_err *err);
+/* After a fatal producer error (librdkafka 2.0.2's idempotent producer can
+ * raise spurious ones): a new producer replaces the old, whose unsent
+ * records are purged and re-sent on the new one. Poll thread. Returns 0, or
+ * -1 if no producer could be made (then the worker drains and exits 3). */
+int svc_producer_recreate(svc *s);
 /* One poll round over every consumer and the producer; accept false while
  * shutting down (records polled then are left for redelivery). Returns false
  * if a record could not be held (out of memory). */

@@ -142,18 +142,29 @@ void svc_handle_job(svc *s, svc_job *j) {
 static rd_kafka_resp_err_t produce(svc *s, const char *topic, const void *key, size_t key_len,
                                    char *value, size_t len, rd_kafka_headers_t *hdrs,
                                    void *opaque) {
+    bool poll_thread = pthread_equal(pthread_self(), s->poll_tid);
     for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->prod_lock);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             s->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        pthread_rwlock_unlock(&s->prod_lock);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return e; /* headers and value now owned */
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries > 3000) {
+        bool again = tries < 30000 &&
+                     (e == RD_KAFKA_RESP_ERR__QUEUE_FULL || e == RD_KAFKA_RESP_ERR__FATAL);
+        if (!again) {
             free(value);
             if (hdrs) rd_kafka_headers_destroy(hdrs);
             return e;
         }
-        usleep(1000); /* the poll thread drains delivery reports */
+        if (e == RD_KAFKA_RESP_ERR__FATAL) {
+            /* The producer is dead: the poll thread replaces it (here if
+             * we are the poll thread), then this record goes on the new one. */
+            atomic_store(&s->fatal, true);
+            if (poll_thread && svc_producer_recreate(s) != 0) tries = 30000;
+        }
+        usleep(1000); /* the poll thread drains delivery reports / swaps */
     }
 }
 
@@ -256,7 +267,21 @@ void svc_on_delivery(svc *s, const rd_kafka_message_t *m) {
         return;
     }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        s->acked++;
+        if (s->test_fatal_after > 0 && s->acked == s->test_fatal_after) {
+            /* test hook: a fatal idempotence error, as 2.0.2 can raise */
+            rd_kafka_test_fatal_error(s->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                      "EE_TEST_FATAL_AFTER");
+        }
         svc_job_finished(s, j, true);
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        /* Not this record's fault: its producer died. Same record again on
+         * the replacement (svc_producer_recreate). */
+        if (j->dlq) svc_send_dlq(s, j);
+        else svc_send_final(s, j);
         return;
     }
     json_t *f = json_object();

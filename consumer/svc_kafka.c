@@ -43,7 +43,10 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
         json_object_set_new(f, "fatal", json_string(rd_kafka_err2name(orig)));
         json_object_set_new(f, "fatal_reason", json_string(buf));
-        atomic_store(&s->fatal, true);
+        /* The reply producer is replaced (svc_producer_recreate); a fatal
+         * consumer error (e.g. a fenced static member) ends the worker. */
+        if (rk == s->producer) atomic_store(&s->fatal, true);
+        else atomic_store(&s->fatal_final, true);
         svc_log("error", "kafka_fatal", f);
         return;
     }
@@ -127,6 +130,7 @@ void svc_release_jobs(svc *s, int cons, const rd_kafka_topic_partition_list_t *p
                 svc_log("warn", "cancelling_running_jobs", f);
             }
         }
+        if (atomic_load(&s->fatal)) svc_producer_recreate(s);
         rd_kafka_poll(s->producer, 20);
         svc_collect_returned(s);
     }
@@ -316,6 +320,8 @@ int svc_kafka_open(svc *s, ee_err *err) {
     if (!pc) return -1;
     s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e);
     if (!s->producer) return ee_err_set(err, "kafka producer: %s", e);
+    const char *tf = getenv("EE_TEST_FATAL_AFTER");
+    if (tf && *tf) s->test_fatal_after = strtol(tf, NULL, 10);
     for (int k = 0; k < s->n_cons; k++) {
         svc_cons *sc = &s->cons[k];
         rd_kafka_conf_t *cc = make_conf(s, true, sc->group, err);
@@ -430,6 +436,38 @@ int svc_create_topics(svc *s, ee_err *err) {
     return 0;
 }
 
+int svc_producer_recreate(svc *s) {
+    ee_err err = {{0}};
+    char e[512];
+    rd_kafka_conf_t *pc = make_conf(s, false, NULL, &err);
+    rd_kafka_t *nw = pc ? rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e) : NULL;
+    if (!nw) {
+        json_t *f = json_object();
+        json_object_set_new(f, "error", json_string(pc ? e : err.msg));
+        svc_log("error", "producer_recreate_failed", f);
+        return -1;
+    }
+    pthread_rwlock_wrlock(&s->prod_lock);
+    rd_kafka_t *old = s->producer;
+    s->producer = nw;
+    atomic_store(&s->fatal, false);
+    pthread_rwlock_unlock(&s->prod_lock);
+    /* Every record the old producer still holds fails with a purge or fatal
+     * error; its delivery reports (served here) re-send them on the new one.
+     * Idempotence is per producer: a record the broker had already written
+     * may be written twice (a duplicate reply: clients dedupe by id). */
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    double t_end = ee_now_ms() + 10000;
+    while (rd_kafka_outq_len(old) > 0 && ee_now_ms() < t_end) rd_kafka_poll(old, 50);
+    int left = rd_kafka_outq_len(old);
+    rd_kafka_destroy(old);
+    ee_metrics_counter_inc(s->metrics, "ee_producer_recreated_total", EE_NO_LABELS);
+    json_t *f = json_object();
+    json_object_set_new(f, "unflushed", json_integer(left));
+    svc_log("warn", "producer_recreated", f);
+    return 0;
+}
+
 /* ---- running ------------------------------------------------------------------ */
 
 void svc_set_paused(svc *s, bool paused) {
@@ -490,6 +528,10 @@ static bool on_message(svc *s, int k, rd_kafka_message_t *msg, bool accept) {
  * handed back, backpressure. */
 bool svc_poll_round(svc *s, int timeout_ms, bool accept) {
     bool ok = true;
+    if (atomic_load(&s->fatal) && svc_producer_recreate(s) != 0) {
+        atomic_store(&s->fatal_final, true);
+        return false;
+    }
     for (int k = 0; k < s->n_cons; k++) {
         int t = timeout_ms / (s->n_cons ? s->n_cons : 1);
         for (int n = 0; n < 64; n++) {

@@ -34,6 +34,8 @@ static const mdef DEFS[] = {
      EE_METRIC_COUNTER},
     {"ee_partitions_assigned", "Partitions assigned, by group", EE_METRIC_GAUGE},
     {"ee_partitions_paused", "1 while intake is paused for backpressure", EE_METRIC_GAUGE},
+    {"ee_producer_recreated_total", "Reply producers replaced after a fatal error",
+     EE_METRIC_COUNTER},
     {"ee_intake_pauses_total", "Times intake was paused because max_inflight jobs were held",
      EE_METRIC_COUNTER},
     {"kafka_consumergroup_lag",
@@ -138,8 +140,8 @@ void svc_metrics_stats(svc *s, const char *js, size_t len) {
 
 bool svc_health(void *user, char *reason, size_t cap) {
     svc *s = user;
-    if (atomic_load(&s->fatal)) {
-        snprintf(reason, cap, "producer fatal error");
+    if (atomic_load(&s->fatal_final)) {
+        snprintf(reason, cap, "unrecoverable Kafka error");
         return false;
     }
     if (atomic_load(&s->kafka_down)) {

@@ -231,7 +231,7 @@ def committed_equals_end(group, topic, timeout=15):
 
 class Worker:
     def __init__(self, name, models=("smollm2",), classes="small", threads=1, extra=(),
-                 grace_ms=20000, metrics_port=0):
+                 grace_ms=20000, metrics_port=0, env=None):
         self.name = name
         self.log = os.path.join(ARGS.work, f"{name}-{uuid.uuid4().hex[:6]}.log")
         cmd = [ARGS.consumer or os.path.join(ARGS.bin, "ee-consumer"), "--bootstrap", ARGS.bootstrap,
@@ -242,7 +242,8 @@ class Worker:
         for m in models:
             cmd += ["--model", f"{m}={ENC}"]
         self.f = open(self.log, "w")
-        self.p = subprocess.Popen(cmd, stdout=self.f, stderr=subprocess.STDOUT)
+        self.p = subprocess.Popen(cmd, stdout=self.f, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **(env or {})})
 
     def events(self):
         out = []
@@ -525,6 +526,39 @@ def test_backpressure(ctx):
     return f"8 jobs through max_inflight 2: paused {n:.0f} times, all answered; lag {len(lag)} partitions at 0"
 
 
+def test_producer_fatal_recovered(ctx):
+    """A fatal error of the idempotent reply producer (injected with
+    librdkafka's rd_kafka_test_fatal_error after 3 replies): the worker
+    replaces its producer, re-sends what was pending, keeps serving; every
+    job answered, offsets committed."""
+    w = Worker("wfatal", models=("fatalmodel",), extra=["--max-batch", "4"],
+               env={"EE_TEST_FATAL_AFTER": "3"})
+    try:
+        w.wait_assigned(60)
+        rt = uniq("replies")
+        create_topic(rt)
+        rep = Replies(rt)
+        ids = encrypt_prompt(PROMPTS[4])
+        want, _ = local_tokens(ids, 16)
+        jobs = [uniq(f"fatal{i}") for i in range(10)]
+        for j in jobs:
+            submit(request(j, ids, rt, model="fatalmodel", max_tokens=16),
+                   "ee.requests.fatalmodel.small")
+        finals = rep.wait_final(jobs, 90)
+        for j in jobs:
+            check_ok(finals[j], want, "wfatal")
+        w.wait_event("producer_recreated", 10)
+        assert w.p.poll() is None, "worker exited after the fatal error"
+        com = committed_equals_end("ee-workers.fatalmodel.small", "ee.requests.fatalmodel.small")
+        rep.poll(1)
+        dup = sum(1 for j in jobs if len([r for r in rep.by_id[j] if r["final"]]) > 1)
+        rep.close()
+    finally:
+        rc = w.stop()
+    assert rc == 0, rc
+    return f"fatal producer error after 3 replies: producer replaced, 10/10 answered ({dup} duplicate finals), committed==end {com}, exit 0"
+
+
 def find_runner(workers, rid, timeout=30):
     end = time.time() + timeout
     while time.time() < end:
@@ -668,7 +702,7 @@ def test_producer_cli(ctx):
 
 
 TESTS = [test_end_to_end, test_streaming, test_kcat_interop, test_producer_cli, test_deadlines,
-         test_backpressure, test_bad_inputs, test_two_workers_share, test_routing, test_sigterm_redelivers,
+         test_backpressure, test_producer_fatal_recovered, test_bad_inputs, test_two_workers_share, test_routing, test_sigterm_redelivers,
          test_sigkill_loses_nothing]
 
 
