@@ -156,7 +156,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (coop) e = rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
         if (e) rd_kafka_error_destroy(e);
-        if (c && c->paused) rd_kafka_pause_partitions(rk, parts); /* our pause state wins */
+        /* Our pause state wins, both ways: librdkafka keeps a partition's
+         * application pause flag across an unassign/assign, so a partition
+         * paused before a revoke would come back paused (and never be
+         * fetched) if we only re-applied pauses. */
+        if (c && c->paused) rd_kafka_pause_partitions(rk, parts);
+        else rd_kafka_resume_partitions(rk, parts);
         s->epoch++;
         ee_metrics_counter_inc(s->metrics, "ee_rebalances_total",
                                EE_LABELS({"group", c ? c->group : "?"}, {"kind", "assign"}));
