@@ -308,6 +308,12 @@ class Worker:
                 self.p.wait()
                 raise AssertionError(f"{self.name} did not exit within {timeout}s after {sig}")
         self.f.close()
+        with open(self.log, errors="replace") as fh:
+            text = fh.read()
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if bad in text:  # the ASan/UBSan worker (make test-integration-san)
+                i = text.index(bad)
+                raise AssertionError(f"{self.name}: {text[i:i + 1500]}")
         return self.p.returncode
 
 
