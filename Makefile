@@ -22,7 +22,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags $(CHECK) 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs $(CHECK) 2>/dev/null)
 
-CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore $(PKG_CFLAGS) -pthread -fopenmp
+CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore -Itools/common $(PKG_CFLAGS) -pthread -fopenmp
 CFLAGS  = $(CFLAGS_COMMON) $(OPT)
 LDLIBS  = $(PKG_LIBS) -lm -pthread -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -33,7 +33,9 @@ CORE_SOBJ = $(CORE_SRC:%.c=$(BUILD)/san/%.o)
 LIBCORE   = $(BUILD)/lib/libeecore.a
 LIBCORE_SAN = $(BUILD)/lib/libeecore-san.a
 
-MODEL_CLI_SRC = $(wildcard tools/ee_model/*.c)
+# tools/common: the flag parser shared by ee-model and ee-producer.
+CLI_COMMON_SRC = $(wildcard tools/common/*.c)
+MODEL_CLI_SRC = $(wildcard tools/ee_model/*.c) $(CLI_COMMON_SRC)
 MODEL_CLI_OBJ = $(MODEL_CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
 TEST_COMMON_SRC = $(wildcard tests/common/*.c)
@@ -46,7 +48,7 @@ DEVBROKER_OBJ = $(DEVBROKER_SRC:%.c=$(BUILD)/obj/%.o)
 CONSUMER_SRC = $(wildcard consumer/*.c)
 CONSUMER_OBJ = $(CONSUMER_SRC:%.c=$(BUILD)/obj/%.o)
 PRODUCER_SRC = $(wildcard producer/*.c)
-PRODUCER_OBJ = $(PRODUCER_SRC:%.c=$(BUILD)/obj/%.o)
+PRODUCER_OBJ = $(PRODUCER_SRC:%.c=$(BUILD)/obj/%.o) $(CLI_COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 
 BINS = $(BUILD)/bin/ee-model $(if $(DEVBROKER_SRC),$(BUILD)/bin/ee-devbroker) \
        $(if $(CONSUMER_SRC),$(BUILD)/bin/ee-consumer) $(if $(PRODUCER_SRC),$(BUILD)/bin/ee-producer)

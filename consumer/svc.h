@@ -53,8 +53,7 @@ typedef struct svc_model {
 /* ---- jobs ------------------------------------------------------------------ */
 
 typedef enum job_state {
-    JOB_NEW = 0,   /* poll thread */
-    JOB_QUEUED,    /* in svc.queue */
+    JOB_QUEUED = 0, /* parsed on the poll thread, then in svc.queue */
     JOB_RUNNING,   /* inference thread */
     JOB_REPLYING,  /* final reply / dead letter in flight */
 } job_state;
@@ -69,7 +68,7 @@ typedef struct svc_job {
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms;       /* record timestamp, -1 unknown */
-    uint64_t epoch;             /* assignment epoch of the partition */
+    uint64_t gen;               /* ee_offtrack generation of the partition */
     void *key;                  /* original key/value/headers, for the DLQ */
     size_t key_len;
     void *value;
@@ -89,16 +88,13 @@ typedef struct svc_job {
     /* running */
     atomic_bool cancel;         /* poll thread asks: abandon (no reply) */
     uint32_t seq;               /* next reply seq */
-    uint32_t n_streamed;        /* tokens already sent in partials */
     /* outcome */
     bool dlq;                   /* the in-flight record is a dead letter */
-    bool reply_failed_once;     /* reply undeliverable: fall back to DLQ */
     ee_proto_code code;         /* final outcome (OK or the error) */
     char message[EE_ERR_MAX + 512];
     int32_t *out;               /* generated ids (encrypted), final reply */
     uint32_t n_out;
     const char *finish;         /* "stop", "length" */
-    uint32_t n_completion;
     double retry_at;            /* dead letter failed: resend at (ee_now_ms) */
     double queue_ms, prefill_ms, decode_ms;
 } svc_job;
@@ -113,9 +109,7 @@ typedef struct svc_cons {
     const char **topic_class;
     int n_topics;
     bool paused;        /* we paused its assignment for backpressure */
-    bool assigned_any;
     int idx;
-    struct svc *svc;
 } svc_cons;
 
 /* ---- the service ------------------------------------------------------------ */
@@ -133,7 +127,6 @@ typedef struct svc {
     long test_fatal_after;      /* EE_TEST_FATAL_AFTER: test hook, 0 = off */
     long acked;                 /* final replies / dead letters acknowledged */
     ee_offtrack *track;         /* poll thread only */
-    uint64_t epoch;             /* bumped on every assignment change */
 
     /* job queue + hand-back list (poll <-> inference) */
     pthread_mutex_t mu;

@@ -76,9 +76,8 @@ static void answer_error(svc *s, svc_job *j) {
 }
 
 void svc_handle_job(svc *s, svc_job *j) {
-    svc_cons *c = &s->cons[j->cons];
-    j->epoch = ee_offtrack_add(s->track, j->cons, j->topic, j->partition, j->offset);
-    if (j->epoch == 0) {
+    j->gen = ee_offtrack_add(s->track, j->cons, j->topic, j->partition, j->offset);
+    if (j->gen == 0) {
         /* Already tracked (a refetch of an offset we hold): the first copy
          * answers it. */
         svc_log_job("warn", "duplicate_record_ignored", j, NULL);
@@ -131,7 +130,6 @@ void svc_handle_job(svc *s, svc_job *j) {
         answer_error(s, j);
         return;
     }
-    (void)c;
     svc_enqueue(s, j);
 }
 
@@ -185,6 +183,20 @@ void svc_send_partial(svc *s, svc_job *j, const int32_t *toks, size_t n) {
         j->seq++;
 }
 
+/* The reply could not be produced or delivered: dead-letter the request,
+ * saying why (an ok job becomes internal; an error keeps its code). */
+static void dead_letter_reply(svc *s, svc_job *j, rd_kafka_resp_err_t e) {
+    char m[EE_PROTO_TOPIC_MAX + 256];
+    snprintf(m, sizeof m, "reply to %s failed: %s", j->reply_to, rd_kafka_err2str(e));
+    if (j->code == EE_PROTO_OK) {
+        set_error(j, EE_PROTO_E_INTERNAL, m);
+    } else {
+        size_t l = strlen(j->message);
+        snprintf(j->message + l, sizeof j->message - l, " (%s)", m);
+    }
+    svc_send_dlq(s, j);
+}
+
 void svc_send_final(svc *s, svc_job *j) {
     ee_err err = {{0}};
     char *js;
@@ -209,14 +221,7 @@ void svc_send_final(svc *s, svc_job *j) {
     j->dlq = false;
     rd_kafka_resp_err_t e =
         produce(s, j->reply_to, j->id, strlen(j->id), js, strlen(js), reply_headers(j), j);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        char m[EE_PROTO_TOPIC_MAX + 256];
-        snprintf(m, sizeof m, "reply to %s failed: %s", j->reply_to, rd_kafka_err2str(e));
-        if (j->code == EE_PROTO_OK) set_error(j, EE_PROTO_E_INTERNAL, m);
-        else snprintf(j->message + strlen(j->message),
-                      sizeof j->message - strlen(j->message), " (%s)", m);
-        svc_send_dlq(s, j);
-    }
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) dead_letter_reply(s, j, e);
 }
 
 void svc_send_dlq(svc *s, svc_job *j) {
@@ -253,6 +258,23 @@ void svc_send_dlq(svc *s, svc_job *j) {
 }
 
 /* ---- acknowledgements (poll thread) ----------------------------------------- */
+
+/* Keep a dead letter that failed for a resend at j->retry_at (poll
+ * thread). Out of memory: give the job back uncommitted instead (it is
+ * redelivered after a restart). */
+static void retry_later(svc *s, svc_job *j) {
+    if (s->n_retry == s->cap_retry) {
+        int nc = s->cap_retry ? 2 * s->cap_retry : 16;
+        svc_job **nr = realloc(s->retry, (size_t)nc * sizeof *nr);
+        if (!nr) {
+            svc_job_finished(s, j, false);
+            return;
+        }
+        s->retry = nr;
+        s->cap_retry = nc;
+    }
+    s->retry[s->n_retry++] = j;
+}
 
 void svc_on_delivery(svc *s, const rd_kafka_message_t *m) {
     svc_job *j = m->_private;
@@ -292,35 +314,18 @@ void svc_on_delivery(svc *s, const rd_kafka_message_t *m) {
          * writable, record too large...): dead-letter the request. */
         ee_metrics_counter_inc(s->metrics, "ee_reply_failures_total", EE_NO_LABELS);
         svc_log_job("warn", "reply_failed", j, f);
-        char msg[EE_PROTO_TOPIC_MAX + 256];
-        snprintf(msg, sizeof msg, "reply to %s failed: %s", j->reply_to, rd_kafka_err2str(m->err));
-        if (j->code == EE_PROTO_OK) set_error(j, EE_PROTO_E_INTERNAL, msg);
-        else {
-            size_t l = strlen(j->message);
-            snprintf(j->message + l, sizeof j->message - l, " (%s)", msg);
-        }
-        svc_send_dlq(s, j);
+        dead_letter_reply(s, j, m->err);
         return;
     }
     svc_log_job("error", "dead_letter_failed", j, f);
     j->retry_at = ee_now_ms() + 1000;
-    if (s->n_retry == s->cap_retry) {
-        int nc = s->cap_retry ? 2 * s->cap_retry : 16;
-        svc_job **nr = realloc(s->retry, (size_t)nc * sizeof *nr);
-        if (!nr) { /* keep it uncommitted: redelivered after a restart */
-            svc_job_finished(s, j, false);
-            return;
-        }
-        s->retry = nr;
-        s->cap_retry = nc;
-    }
-    s->retry[s->n_retry++] = j;
+    retry_later(s, j);
 }
 
 void svc_job_finished(svc *s, svc_job *j, bool acked) {
     if (acked) {
         int64_t pos = ee_offtrack_done(s->track, j->cons, j->topic, j->partition, j->offset,
-                                       j->epoch);
+                                       j->gen);
         if (pos >= 0) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(l, j->topic, j->partition)->offset = pos;
@@ -370,22 +375,8 @@ void svc_collect_returned(svc *s) {
     while (l) {
         svc_job *n = l->next;
         l->next = NULL;
-        if (l->retry_at > 0 && !atomic_load(&l->cancel)) {
-            if (s->n_retry == s->cap_retry) {
-                int nc = s->cap_retry ? 2 * s->cap_retry : 16;
-                svc_job **nr = realloc(s->retry, (size_t)nc * sizeof *nr);
-                if (!nr) {
-                    svc_job_finished(s, l, false);
-                    l = n;
-                    continue;
-                }
-                s->retry = nr;
-                s->cap_retry = nc;
-            }
-            s->retry[s->n_retry++] = l;
-        } else {
-            svc_job_finished(s, l, false);
-        }
+        if (l->retry_at > 0 && !atomic_load(&l->cancel)) retry_later(s, l);
+        else svc_job_finished(s, l, false);
         l = n;
     }
     /* Resend due dead letters. */

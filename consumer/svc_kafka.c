@@ -162,7 +162,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * fetched) if we only re-applied pauses. */
         if (c && c->paused) rd_kafka_pause_partitions(rk, parts);
         else rd_kafka_resume_partitions(rk, parts);
-        s->epoch++;
         ee_metrics_counter_inc(s->metrics, "ee_rebalances_total",
                                EE_LABELS({"group", c ? c->group : "?"}, {"kind", "assign"}));
         svc_log("info", "partitions_assigned", f);
@@ -181,7 +180,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (coop) e = rd_kafka_incremental_unassign(rk, parts);
         else rd_kafka_assign(rk, NULL);
         if (e) rd_kafka_error_destroy(e);
-        s->epoch++;
         ee_metrics_counter_inc(s->metrics, "ee_rebalances_total",
                                EE_LABELS({"group", c ? c->group : "?"}, {"kind", "revoke"}));
         svc_log("info", "partitions_revoked", f);
@@ -312,7 +310,6 @@ int svc_kafka_open(svc *s, ee_err *err) {
                 sc = &s->cons[s->n_cons];
                 sc->idx = s->n_cons++;
                 sc->group = group;
-                sc->svc = s;
             } else {
                 free(group);
             }

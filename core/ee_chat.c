@@ -186,3 +186,11 @@ fail:
     free(b.v);
     return -1;
 }
+
+int ee_prompt_encode(const ee_tokenizer *t, const char *prompt, bool chat, int32_t **ids,
+                     size_t *n_ids, ee_err *err) {
+    if (!chat) return ee_tokenizer_encode(t, prompt, strlen(prompt), true, false, ids, n_ids, err);
+    /* Only the template's own markers become control ids; a prompt that
+     * contains "<|im_end|>" is text, not a turn boundary. */
+    return ee_chat_encode(t, NULL, prompt, true, ids, n_ids, err);
+}

@@ -222,6 +222,17 @@ oom:
 }
 
 /* Set a [worker]/[limits] key; c unchanged on failure. */
+/* Replace the string field of k with a copy of value. */
+static int set_string(ee_config *c, const keydef *k, const char *where, const char *value,
+                      ee_err *err) {
+    char *s = xstrdup(value);
+    if (!s) return ee_err_set(err, "%s: out of memory", where);
+    char **field = (char **)((char *)c + k->off);
+    free(*field);
+    *field = s;
+    return 0;
+}
+
 static int set_known(ee_config *c, const keydef *k, const char *where, const char *value,
                      ee_err *err) {
     if (has_control(value))
@@ -243,12 +254,7 @@ static int set_known(ee_config *c, const keydef *k, const char *where, const cha
             return ee_err_set(err, "%s: '%s' is not a valid %s", where, show(k->name, value).s,
                               k->type == K_NAME ? "worker name (1..128 bytes, no control characters)"
                                                 : "group id ([A-Za-z0-9._-]{1,249})");
-        char *s = xstrdup(value);
-        if (!s) return ee_err_set(err, "%s: out of memory", where);
-        char **field = (char **)((char *)c + k->off);
-        free(*field);
-        *field = s;
-        return 0;
+        return set_string(c, k, where, value, err);
     }
     case K_ADDR: {
         /* An IP literal: libmicrohttpd binds a sockaddr, not a host name. */
@@ -256,12 +262,7 @@ static int set_known(ee_config *c, const keydef *k, const char *where, const cha
         if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1)
             return ee_err_set(err, "%s: '%s' is not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::)",
                               where, show(k->name, value).s);
-        char *s = xstrdup(value);
-        if (!s) return ee_err_set(err, "%s: out of memory", where);
-        char **field = (char **)((char *)c + k->off);
-        free(*field);
-        *field = s;
-        return 0;
+        return set_string(c, k, where, value, err);
     }
     case K_CLASSES: {
         char **v = NULL;

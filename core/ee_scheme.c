@@ -567,6 +567,16 @@ int ee_model_stop_ids(const ee_gguf *enc, int32_t *out, int cap, ee_err *err) {
 
 /* ---- 5. client token-id cipher ----------------------------------------------------------- */
 
+int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, uint32_t n_vocab,
+                         char key_id[EE_KEY_ID_HEX], ee_err *err) {
+    ee_key k;
+    if (ee_key_load(&k, key_path, err)) return -1;
+    int rc = ee_vocab_cipher_init(c, &k, n_vocab, err);
+    if (key_id) memcpy(key_id, k.id, EE_KEY_ID_HEX);
+    ee_key_wipe(&k);
+    return rc;
+}
+
 int ee_vocab_cipher_init(ee_vocab_cipher *c, const ee_key *key, uint32_t n_vocab, ee_err *err) {
     memset(c, 0, sizeof *c);
     if (n_vocab == 0) return ee_err_set(err, "empty vocabulary");

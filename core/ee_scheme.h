@@ -63,6 +63,11 @@ typedef struct ee_vocab_cipher {
 
 int ee_vocab_cipher_init(ee_vocab_cipher *c, const ee_key *key, uint32_t n_vocab, ee_err *err);
 void ee_vocab_cipher_free(ee_vocab_cipher *c); /* wipes the tables */
+/* The client's usual path: load the key file, build the cipher for a
+ * vocabulary of n_vocab ids, copy the key id out (key_id may be NULL) and
+ * wipe the secret before returning: only the tables stay in memory. */
+int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, uint32_t n_vocab,
+                         char key_id[EE_KEY_ID_HEX], ee_err *err);
 /* out[i] = pi(in[i]); fails naming the index of an id out of range. in and
  * out may alias. */
 int ee_vocab_encrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,

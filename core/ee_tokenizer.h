@@ -135,4 +135,10 @@ const char *ee_chat_default_system(const ee_tokenizer *t);
 int ee_chat_encode(const ee_tokenizer *t, const char *system, const char *user,
                    bool add_bos, int32_t **ids, size_t *n_ids, ee_err *err);
 
+/* A user's prompt as the CLIs take it: plain text (BOS added, special-token
+ * strings kept as text) or, with chat, the user turn of the chat template
+ * (ee_chat_encode with the default system prompt). */
+int ee_prompt_encode(const ee_tokenizer *t, const char *prompt, bool chat, int32_t **ids,
+                     size_t *n_ids, ee_err *err);
+
 #endif

@@ -4,8 +4,6 @@
 #include <string.h>
 
 int prod_client_open(prod_client *c, const char *plain_path, const char *key_path, ee_err *err) {
-    ee_key k;
-    int rc;
     memset(c, 0, sizeof *c);
     c->gguf = ee_gguf_open(plain_path, err);
     if (!c->gguf) return ee_err_wrap(err, "--plain-model");
@@ -19,15 +17,12 @@ int prod_client_open(prod_client *c, const char *plain_path, const char *key_pat
         ee_err_wrap(err, "--plain-model %s", plain_path);
         goto fail;
     }
-    if (ee_key_load(&k, key_path, err)) {
+    /* The permutation tables are all a client needs: the secret is wiped. */
+    if (ee_vocab_cipher_load(&c->vc, key_path, (uint32_t)ee_tokenizer_n_vocab(c->tok), c->key_id,
+                             err)) {
         ee_err_wrap(err, "--key");
         goto fail;
     }
-    rc = ee_vocab_cipher_init(&c->vc, &k, (uint32_t)ee_tokenizer_n_vocab(c->tok), err);
-    memcpy(c->key_id, k.id, EE_KEY_ID_HEX);
-    /* The permutation tables are all a client needs from here on. */
-    ee_key_wipe(&k);
-    if (rc) goto fail;
     return 0;
 fail:
     prod_client_close(c);
@@ -45,12 +40,7 @@ int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int3
                        size_t *n, ee_err *err) {
     *ids = NULL;
     *n = 0;
-    int rc;
-    if (chat) /* only the template's own markers become control ids */
-        rc = ee_chat_encode(c->tok, NULL, prompt, true, ids, n, err);
-    else
-        rc = ee_tokenizer_encode(c->tok, prompt, strlen(prompt), true, false, ids, n, err);
-    if (rc) return -1;
+    if (ee_prompt_encode(c->tok, prompt, chat, ids, n, err)) return -1;
     if (*n == 0) {
         free(*ids);
         *ids = NULL;

@@ -66,7 +66,7 @@ static void load_free(load *l) {
     prod_client_close(&l->cl);
 }
 
-static int prepare(load *l, prod_flag *f, ee_err *err) {
+static int prepare(load *l, cli_flag *f, ee_err *err) {
     l->count = 10;
     l->conc = f[RATE].present ? 0 : 4;
     if ((f[COUNT].present && prod_int("--count", f[COUNT].value, 1, 10000000, &l->count, err)) ||
@@ -214,7 +214,7 @@ static void report(const load *l, const prod_tracker *tr, double wall_ms, ee_err
 }
 
 int prod_cmd_load(int argc, char **argv) {
-    prod_flag f[NF] = {
+    cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
         [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true},
         [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
@@ -228,7 +228,7 @@ int prod_cmd_load(int argc, char **argv) {
         [RREPL] = {"--reply-replication", true}, [JSON] = {"--json", false},
         [TIMEOUT] = {"--timeout-ms", true}, [KAFKA] = {"--kafka", true, true},
     };
-    if (prod_wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(USAGE, stdout);
         return PROD_EXIT_OK;
     }
@@ -240,7 +240,7 @@ int prod_cmd_load(int argc, char **argv) {
     prod_collect col = {0};
     const char **topics = NULL;
     int rc = PROD_EXIT_USAGE;
-    if (prod_parse(argc, argv, f, NF, &err) || prepare(&l, f, &err)) goto done;
+    if (cli_parse(argc, argv, f, NF, &err) || prepare(&l, f, &err)) goto done;
     if (!(topics = calloc(l.prompts.n, sizeof *topics))) {
         ee_err_set(&err, "out of memory");
         goto done;
@@ -265,6 +265,6 @@ done:
     prod_tracker_free(&tr);
     free(topics);
     load_free(&l);
-    prod_flags_free(f, NF);
+    cli_flags_free(f, NF);
     return rc;
 }

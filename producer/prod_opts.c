@@ -5,21 +5,21 @@
 #include <string.h>
 
 /* The flag if the table has it and it was given. */
-static prod_flag *given(prod_flag *f, size_t n, const char *name) {
-    prod_flag *x = prod_get(f, n, name);
+static cli_flag *given(cli_flag *f, size_t n, const char *name) {
+    cli_flag *x = cli_get(f, n, name);
     return x && x->present ? x : NULL;
 }
 
-static int int_flag(prod_flag *f, size_t n, const char *name, long long min, long long max,
+static int int_flag(cli_flag *f, size_t n, const char *name, long long min, long long max,
                     long long *out, ee_err *err) {
-    prod_flag *x = given(f, n, name);
+    cli_flag *x = given(f, n, name);
     return x ? prod_int(name, x->value, min, max, out, err) : 0;
 }
 
-int prod_common_parse(prod_common *c, prod_flag *f, size_t n, long long default_timeout_ms,
+int prod_common_parse(prod_common *c, cli_flag *f, size_t n, long long default_timeout_ms,
                       ee_err *err) {
     memset(c, 0, sizeof *c);
-    prod_flag *x;
+    cli_flag *x;
     /* values first, so that a bad value is named even with flags missing */
     if ((x = given(f, n, "--bootstrap"))) c->kafka.bootstrap = x->value;
     if ((x = given(f, n, "--kafka"))) {
@@ -58,9 +58,9 @@ int prod_common_require(const prod_common *c, ee_err *err) {
     return 0;
 }
 
-int prod_gen_parse(prod_gen_opts *g, prod_flag *f, size_t n, const prod_common *c, ee_err *err) {
+int prod_gen_parse(prod_gen_opts *g, cli_flag *f, size_t n, const prod_common *c, ee_err *err) {
     memset(g, 0, sizeof *g);
-    prod_flag *x;
+    cli_flag *x;
     if ((x = given(f, n, "--model"))) {
         if (!ee_proto_valid_name(x->value))
             return ee_err_set(err, "--model: '%s' is not a valid model name "
@@ -110,8 +110,8 @@ int prod_gen_parse(prod_gen_opts *g, prod_flag *f, size_t n, const prod_common *
     return 0;
 }
 
-int prod_prompts_parse(prod_lines *l, prod_flag *f, size_t n, ee_err *err) {
-    prod_flag *p = given(f, n, "--prompt"), *file = given(f, n, "--prompts-file");
+int prod_prompts_parse(prod_lines *l, cli_flag *f, size_t n, ee_err *err) {
+    cli_flag *p = given(f, n, "--prompt"), *file = given(f, n, "--prompts-file");
     if (!p == !file)
         return ee_err_set(err, "give exactly one of --prompt TEXT or --prompts-file FILE");
     if (p) {

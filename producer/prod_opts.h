@@ -33,12 +33,12 @@ typedef struct prod_common {
 /* Checks the values given; prod_common_require then checks that
  * --bootstrap, --key and --plain-model were given (values are checked
  * first so that a bad value is reported even when a flag is missing). */
-int prod_common_parse(prod_common *c, prod_flag *f, size_t n, long long default_timeout_ms,
+int prod_common_parse(prod_common *c, cli_flag *f, size_t n, long long default_timeout_ms,
                       ee_err *err);
 int prod_common_require(const prod_common *c, ee_err *err);
 /* Checks the values given, then that --model was; reply_to is taken from c. */
-int prod_gen_parse(prod_gen_opts *g, prod_flag *f, size_t n, const prod_common *c, ee_err *err);
+int prod_gen_parse(prod_gen_opts *g, cli_flag *f, size_t n, const prod_common *c, ee_err *err);
 /* Exactly one of --prompt / --prompts-file. */
-int prod_prompts_parse(prod_lines *l, prod_flag *f, size_t n, ee_err *err);
+int prod_prompts_parse(prod_lines *l, cli_flag *f, size_t n, ee_err *err);
 
 #endif

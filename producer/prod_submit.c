@@ -81,7 +81,7 @@ static void submit_free(submit *s) {
 }
 
 /* Everything that can fail before Kafka is involved (exit code 1). */
-static int prepare(submit *s, prod_flag *f, ee_err *err) {
+static int prepare(submit *s, cli_flag *f, ee_err *err) {
     s->wait = f[WAIT].present || f[STREAM].present;
     if (prod_common_parse(&s->c, f, NF, s->wait ? 120000 : 30000, err) ||
         prod_gen_parse(&s->g, f, NF, &s->c, err) || prod_common_require(&s->c, err) ||
@@ -160,7 +160,7 @@ static int run(submit *s, prod_session *ss, prod_collect *col, double deadline, 
 }
 
 int prod_cmd_submit(int argc, char **argv) {
-    prod_flag f[NF] = {
+    cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
         [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true},
         [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
@@ -175,7 +175,7 @@ int prod_cmd_submit(int argc, char **argv) {
         [STREAM] = {"--stream", false},     [JSON] = {"--json", false},
         [TIMEOUT] = {"--timeout-ms", true}, [KAFKA] = {"--kafka", true, true},
     };
-    if (prod_wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(USAGE, stdout);
         return PROD_EXIT_OK;
     }
@@ -188,7 +188,7 @@ int prod_cmd_submit(int argc, char **argv) {
     const char **topics = NULL;
     int rc = PROD_EXIT_USAGE;
     double deadline;
-    if (prod_parse(argc, argv, f, NF, &err) || prepare(&s, f, &err)) goto done;
+    if (cli_parse(argc, argv, f, NF, &err) || prepare(&s, f, &err)) goto done;
     deadline = ee_now_ms() + (double)s.c.timeout_ms;
     if (!(topics = calloc(s.n, sizeof *topics))) {
         ee_err_set(&err, "out of memory");
@@ -208,6 +208,6 @@ done:
     prod_tracker_free(&tr);
     free(topics);
     submit_free(&s);
-    prod_flags_free(f, NF);
+    cli_flags_free(f, NF);
     return rc;
 }

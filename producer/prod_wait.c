@@ -76,13 +76,13 @@ done:
 }
 
 int prod_cmd_wait(int argc, char **argv) {
-    prod_flag f[NF] = {
+    cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},  [REPLY] = {"--reply-to", true},
         [ID] = {"--id", true, true},     [KEY] = {"--key", true},
         [PLAIN] = {"--plain-model", true}, [JSON] = {"--json", false},
         [TIMEOUT] = {"--timeout-ms", true}, [KAFKA] = {"--kafka", true, true},
     };
-    if (prod_wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(USAGE, stdout);
         return PROD_EXIT_OK;
     }
@@ -91,7 +91,7 @@ int prod_cmd_wait(int argc, char **argv) {
     prod_client cl = {0};
     prod_tracker tr = {0};
     int rc = PROD_EXIT_USAGE;
-    if (prod_parse(argc, argv, f, NF, &err) || prod_common_parse(&c, f, NF, 120000, &err) ||
+    if (cli_parse(argc, argv, f, NF, &err) || prod_common_parse(&c, f, NF, 120000, &err) ||
         prod_common_require(&c, &err))
         goto done;
     if (!f[ID].present) {
@@ -114,6 +114,6 @@ done:
     if (err.msg[0]) prod_fail("wait", rc, err.msg);
     prod_tracker_free(&tr);
     prod_client_close(&cl);
-    prod_flags_free(f, NF);
+    cli_flags_free(f, NF);
     return rc;
 }

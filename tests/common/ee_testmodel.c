@@ -279,3 +279,25 @@ int ee_test_python_script(const char *dir, const char *script, const char *args,
     if (fclose(f) != 0 || !ok) return -1;
     return system(cmd);
 }
+
+void ee_test_llama_open(ee_test_llama *f, const ee_testmodel_cfg *cfg, bool stored_weights) {
+    ee_err err = {{0}};
+    f->path = ee_test_tmpfile(".gguf");
+    ck_assert_ptr_nonnull(f->path);
+    ck_assert_msg(ee_testmodel_write(f->path, cfg, &err) == 0, "%s", err.msg);
+    f->g = ee_gguf_open(f->path, &err);
+    ck_assert_msg(f->g != NULL, "%s", err.msg);
+    ee_llama_load_opts o = {.f32_weights = !stored_weights};
+    f->m = ee_llama_load(f->g, &o, &err);
+    ck_assert_msg(f->m != NULL, "%s", err.msg);
+    f->ctx = ee_llama_ctx_new(f->m, &err);
+    ck_assert_msg(f->ctx != NULL, "%s", err.msg);
+}
+
+void ee_test_llama_close(ee_test_llama *f) {
+    ee_llama_ctx_free(f->ctx);
+    ee_llama_free(f->m);
+    ee_gguf_close(f->g);
+    unlink(f->path);
+    free(f->path);
+}

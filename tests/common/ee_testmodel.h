@@ -7,6 +7,7 @@
 
 #include "ee_dtype.h"
 #include "ee_error.h"
+#include "ee_llama.h"
 
 #include <check.h>
 #include <stdbool.h>
@@ -38,6 +39,18 @@ ee_testmodel_cfg ee_testmodel_default(void);
 #define EE_TESTMODEL_VOCAB 264
 
 int ee_testmodel_write(const char *path, const ee_testmodel_cfg *cfg, ee_err *err);
+
+/* A synthetic model written to a temp file, opened, loaded and given a
+ * context (asserts). stored_weights: keep the file's types (fused kernels)
+ * instead of f32 copies. Close removes the file. */
+typedef struct ee_test_llama {
+    char *path;
+    ee_gguf *g;
+    ee_llama_model *m;
+    ee_llama_ctx *ctx;
+} ee_test_llama;
+void ee_test_llama_open(ee_test_llama *f, const ee_testmodel_cfg *cfg, bool stored_weights);
+void ee_test_llama_close(ee_test_llama *f);
 
 /* GPT-2 bytes_to_unicode, written out independently of the library's:
  * printable bytes map to themselves, the rest to 256 + k in order. Writes

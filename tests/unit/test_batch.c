@@ -14,33 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    char *path;
-    ee_gguf *g;
-    ee_llama_model *m;
-    ee_llama_ctx *ctx;
-} fixture;
-
-static void fx_open(fixture *f) {
-    ee_err err = {{0}};
+/* Weights stay Q8_0 (the fused kernels, as a worker runs them). */
+static void fx_open(ee_test_llama *f) {
     ee_testmodel_cfg cfg = ee_testmodel_default();
     cfg.wtype = EE_DT_Q8_0;
-    f->path = ee_test_tmpfile(".gguf");
-    ck_assert_msg(ee_testmodel_write(f->path, &cfg, &err) == 0, "%s", err.msg);
-    f->g = ee_gguf_open(f->path, &err);
-    ck_assert_msg(f->g != NULL, "%s", err.msg);
-    f->m = ee_llama_load(f->g, NULL, &err);
-    ck_assert_msg(f->m != NULL, "%s", err.msg);
-    f->ctx = ee_llama_ctx_new(f->m, &err);
-    ck_assert_ptr_nonnull(f->ctx);
-}
-
-static void fx_close(fixture *f) {
-    ee_llama_ctx_free(f->ctx);
-    ee_llama_free(f->m);
-    ee_gguf_close(f->g);
-    unlink(f->path);
-    free(f->path);
+    ee_test_llama_open(f, &cfg, true);
 }
 
 /* What the callbacks saw for one job. */
@@ -92,7 +70,7 @@ static ee_gen_params params_for(int k) {
 }
 
 START_TEST(batched_equals_single_stream) {
-    fixture f;
+    ee_test_llama f;
     fx_open(&f);
     ee_err err = {{0}};
     enum { NJ = 7 };
@@ -147,14 +125,14 @@ START_TEST(batched_equals_single_stream) {
         ee_gen_result_free(&ref);
         ee_gen_result_free(&j->res);
     }
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 
 /* A prompt longer than the prefill chunk is fed over several steps while
  * another job decodes. */
 START_TEST(long_prompt_chunks) {
-    fixture f;
+    ee_test_llama f;
     fx_open(&f);
     ee_err err = {{0}};
     ck_assert_int_le(EE_PREFILL_CHUNK, 512);
@@ -179,12 +157,12 @@ START_TEST(long_prompt_chunks) {
     ee_gen_result_free(&ref);
     ee_gen_result_free(&a.res);
     ee_gen_result_free(&c.res);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 
 START_TEST(cancel_deadline_and_free) {
-    fixture f;
+    ee_test_llama f;
     fx_open(&f);
     ee_err err = {{0}};
     int32_t pr[5];
@@ -223,12 +201,12 @@ START_TEST(cancel_deadline_and_free) {
     ck_assert_int_eq(left.res.finish, EE_FINISH_CANCELLED);
     job *all[] = {&cb_cancel, &ext_cancel, &expired, &left};
     for (size_t i = 0; i < 4; i++) ee_gen_result_free(&all[i]->res);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 
 START_TEST(add_refusals) {
-    fixture f;
+    ee_test_llama f;
     fx_open(&f);
     ee_err err = {{0}};
     ee_batch *b = ee_batch_new(f.m, f.ctx, 2, &CB, &err);
@@ -253,7 +231,7 @@ START_TEST(add_refusals) {
     ck_assert_ptr_null(ee_batch_new(f.m, f.ctx, 0, &CB, &err));
     ck_assert_ptr_null(ee_batch_new(f.m, f.ctx, EE_BATCH_MAX_SEQS + 1, &CB, &err));
     ee_batch_free(b);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 

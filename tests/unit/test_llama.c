@@ -13,35 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    char *path;
-    ee_gguf *g;
-    ee_llama_model *m;
-    ee_llama_ctx *ctx;
-} fixture;
-
-static void fx_open(fixture *f, const ee_testmodel_cfg *cfg, bool stored_weights) {
-    ee_err err = {{0}};
-    f->path = ee_test_tmpfile(".gguf");
-    ck_assert_ptr_nonnull(f->path);
-    ck_assert_msg(ee_testmodel_write(f->path, cfg, &err) == 0, "%s", err.msg);
-    f->g = ee_gguf_open(f->path, &err);
-    ck_assert_msg(f->g != NULL, "%s", err.msg);
-    ee_llama_load_opts o = {.f32_weights = !stored_weights};
-    f->m = ee_llama_load(f->g, &o, &err);
-    ck_assert_msg(f->m != NULL, "%s", err.msg);
-    f->ctx = ee_llama_ctx_new(f->m, &err);
-    ck_assert_ptr_nonnull(f->ctx);
-}
-
-static void fx_close(fixture *f) {
-    ee_llama_ctx_free(f->ctx);
-    ee_llama_free(f->m);
-    ee_gguf_close(f->g);
-    unlink(f->path);
-    free(f->path);
-}
-
 static void random_tokens(int32_t *t, int n, unsigned seed) {
     for (int i = 0; i < n; i++) {
         seed = seed * 1103515245u + 12345u;
@@ -50,7 +21,7 @@ static void random_tokens(int32_t *t, int n, unsigned seed) {
 }
 
 /* All-position logits for tokens, from a fresh cache. */
-static float *run_all(fixture *f, const int32_t *tok, int n) {
+static float *run_all(ee_test_llama *f, const int32_t *tok, int n) {
     ee_err err = {{0}};
     ee_kv_cache *kv = ee_kv_cache_new(f->m, 256, &err);
     ck_assert_ptr_nonnull(kv);
@@ -96,8 +67,8 @@ static float *numpy_logits(const char *model, const int32_t *tok, int n, int n_v
 }
 
 static void check_against_numpy(const ee_testmodel_cfg *cfg, float tol) {
-    fixture f;
-    fx_open(&f, cfg, true);
+    ee_test_llama f;
+    ee_test_llama_open(&f, cfg, true);
     int32_t tok[40];
     random_tokens(tok, 40, 7);
     float *ours = run_all(&f, tok, 40);
@@ -116,7 +87,7 @@ static void check_against_numpy(const ee_testmodel_cfg *cfg, float tol) {
     }
     free(ours);
     free(ref);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 
 START_TEST(matches_numpy_f32_tied_gqa) {
@@ -146,8 +117,8 @@ END_TEST
 
 START_TEST(decode_equals_prefill) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    fixture f;
-    fx_open(&f, &c, false);
+    ee_test_llama f;
+    ee_test_llama_open(&f, &c, false);
     const int n = 30, V = f.m->hp.n_vocab;
     int32_t tok[30];
     random_tokens(tok, n, 3);
@@ -164,14 +135,14 @@ START_TEST(decode_equals_prefill) {
     free(lg);
     free(full);
     ee_kv_cache_free(kv);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 
 START_TEST(chunked_prefill_equals_whole) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    fixture f;
-    fx_open(&f, &c, false);
+    ee_test_llama f;
+    ee_test_llama_open(&f, &c, false);
     const int V = f.m->hp.n_vocab;
     int32_t tok[50];
     random_tokens(tok, 50, 11);
@@ -191,14 +162,14 @@ START_TEST(chunked_prefill_equals_whole) {
     free(lg);
     free(full);
     ee_kv_cache_free(kv);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 
 START_TEST(batch_equals_separate) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    fixture f;
-    fx_open(&f, &c, false);
+    ee_test_llama f;
+    ee_test_llama_open(&f, &c, false);
     const int V = f.m->hp.n_vocab;
     ee_err err = {{0}};
     /* Three sequences at different positions: one prefilled by 5 tokens
@@ -236,7 +207,7 @@ START_TEST(batch_equals_separate) {
     ee_kv_cache_free(ka);
     ee_kv_cache_free(kb);
     ee_kv_cache_free(kc);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 
@@ -246,9 +217,9 @@ START_TEST(stored_types_equal_f32_copies) {
         ee_testmodel_cfg c = ee_testmodel_default();
         c.wtype = types[k];
         c.tied = k % 2 == 0;
-        fixture fa, fb;
-        fx_open(&fa, &c, false);
-        fx_open(&fb, &c, true);
+        ee_test_llama fa, fb;
+        ee_test_llama_open(&fa, &c, false);
+        ee_test_llama_open(&fb, &c, true);
         int32_t tok[17];
         random_tokens(tok, 17, (unsigned)k);
         float *a = run_all(&fa, tok, 17), *b = run_all(&fb, tok, 17);
@@ -256,16 +227,16 @@ START_TEST(stored_types_equal_f32_copies) {
         ck_assert_msg(d <= 1e-4f, "type %d: stored vs f32 diff %g", types[k], d);
         free(a);
         free(b);
-        fx_close(&fa);
-        fx_close(&fb);
+        ee_test_llama_close(&fa);
+        ee_test_llama_close(&fb);
     }
 }
 END_TEST
 
 START_TEST(rejects_bad_tokens_and_overflow_without_side_effects) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    fixture f;
-    fx_open(&f, &c, false);
+    ee_test_llama f;
+    ee_test_llama_open(&f, &c, false);
     ee_err err = {{0}};
     ee_kv_cache *kv = ee_kv_cache_new(f.m, 8, &err);
     int32_t ok[4] = {1, 2, 3, 4};
@@ -289,7 +260,7 @@ START_TEST(rejects_bad_tokens_and_overflow_without_side_effects) {
     ck_assert_int_eq(ee_llama_forward(f.ctx, two, 2, &err), -1);
     ck_assert_ptr_null(ee_kv_cache_new(f.m, 100000, &err));
     ee_kv_cache_free(kv);
-    fx_close(&f);
+    ee_test_llama_close(&f);
 }
 END_TEST
 

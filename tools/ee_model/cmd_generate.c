@@ -134,7 +134,9 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
         tok = pm.tok;
-        if (cmd_load_cipher(f[KEY].value, tok, &vc, key_id, &err)) goto done;
+        if (ee_vocab_cipher_load(&vc, f[KEY].value, (uint32_t)ee_tokenizer_n_vocab(tok), key_id,
+                                 &err))
+            goto done;
         ee_key kid; /* id-only view for the check; the secret was wiped */
         memset(&kid, 0, sizeof kid);
         memcpy(kid.id, key_id, sizeof kid.id);
@@ -161,7 +163,7 @@ int cmd_generate(int argc, char **argv) {
     }
     t_load = ee_now_ms() - t_load;
     if (f[PROMPT].present) {
-        if (cmd_encode_prompt(tok, f[PROMPT].value, f[CHAT].present, &prompt, &n_prompt, &err))
+        if (ee_prompt_encode(tok, f[PROMPT].value, f[CHAT].present, &prompt, &n_prompt, &err))
             goto done;
     } else if (cli_token_list("--tokens", f[TOKENS].value, m->hp.n_vocab, &prompt, &n_prompt,
                               &err)) {

@@ -26,10 +26,11 @@ int cmd_tokenize(int argc, char **argv) {
     if (cmd_model_open(&cm, f[MODEL].value, true, &err)) return cmd_fail("tokenize", err.msg);
     int32_t *ids = NULL;
     size_t n = 0;
-    int rc = cmd_encode_prompt(cm.tok, f[PROMPT].value, f[CHAT].present, &ids, &n, &err);
+    int rc = ee_prompt_encode(cm.tok, f[PROMPT].value, f[CHAT].present, &ids, &n, &err);
     if (rc == 0 && f[KEY].present) {
         ee_vocab_cipher vc = {0};
-        rc = cmd_load_cipher(f[KEY].value, cm.tok, &vc, NULL, &err);
+        rc = ee_vocab_cipher_load(&vc, f[KEY].value, (uint32_t)ee_tokenizer_n_vocab(cm.tok), NULL,
+                                  &err);
         if (rc == 0) rc = ee_vocab_encrypt(&vc, ids, ids, n, &err);
         ee_vocab_cipher_free(&vc);
     }
@@ -70,7 +71,8 @@ int cmd_detokenize(int argc, char **argv) {
                             &err);
     if (rc == 0 && f[KEY].present) {
         ee_vocab_cipher vc = {0};
-        rc = cmd_load_cipher(f[KEY].value, cm.tok, &vc, NULL, &err);
+        rc = ee_vocab_cipher_load(&vc, f[KEY].value, (uint32_t)ee_tokenizer_n_vocab(cm.tok), NULL,
+                                  &err);
         if (rc == 0) rc = ee_vocab_decrypt(&vc, ids, ids, n, &err);
         ee_vocab_cipher_free(&vc);
     }

@@ -11,6 +11,30 @@ cli_flag *cli_get(cli_flag *flags, size_t n_flags, const char *name) {
     return NULL;
 }
 
+bool cli_wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+    return false;
+}
+
+void cli_flags_free(cli_flag *flags, size_t n_flags) {
+    for (size_t i = 0; i < n_flags; i++) {
+        free(flags[i].values);
+        flags[i].values = NULL;
+        flags[i].n_values = 0;
+    }
+}
+
+static int add_value(cli_flag *f, const char *v, int argc, ee_err *err) {
+    if (!f->values) {
+        /* at most one value per argument: no reallocation needed */
+        f->values = calloc((size_t)argc, sizeof *f->values);
+        if (!f->values) return ee_err_set(err, "out of memory");
+    }
+    f->values[f->n_values++] = v;
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, cli_flag *flags, size_t n_flags, ee_err *err) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -22,8 +46,8 @@ int cli_parse(int argc, char **argv, cli_flag *flags, size_t n_flags, ee_err *er
         memcpy(name, a, len);
         name[len] = 0;
         cli_flag *f = cli_get(flags, n_flags, name);
-        if (!f) return ee_err_set(err, "unknown flag '%s'", name);
-        if (f->present) return ee_err_set(err, "flag '%s' given twice", name);
+        if (!f) return ee_err_set(err, "unknown flag '%s' (see --help)", name);
+        if (f->present && !f->repeat) return ee_err_set(err, "flag '%s' given twice", name);
         f->present = true;
         if (f->has_value) {
             if (eq) {
@@ -32,6 +56,7 @@ int cli_parse(int argc, char **argv, cli_flag *flags, size_t n_flags, ee_err *er
                 if (i + 1 >= argc) return ee_err_set(err, "flag '%s' needs a value", name);
                 f->value = argv[++i];
             }
+            if (f->repeat && add_value(f, f->value, argc, err)) return -1;
         } else if (eq) {
             return ee_err_set(err, "flag '%s' takes no value", name);
         }
