@@ -116,6 +116,21 @@ def main():
         prod = os.path.join(a.bin, "ee-producer")
         p, f = start_worker(a, enc, 4, os.path.join(cache, "worker-latency.log"))
         try:
+            # an idle worker (assigned, no jobs): CPU over 5 s and resident memory
+            time.sleep(1)
+            tick = os.sysconf("SC_CLK_TCK")
+
+            def cpu_ticks():
+                with open(f"/proc/{p.pid}/stat") as fh:
+                    st = fh.read().rsplit(")", 1)[1].split()
+                return int(st[11]) + int(st[12])  # utime + stime
+            c0 = cpu_ticks()
+            time.sleep(5)
+            idle = (cpu_ticks() - c0) / tick / 5 * 100
+            with open(f"/proc/{p.pid}/status") as fh:
+                rss = [ln for ln in fh if ln.startswith("VmRSS")][0].split()[1]
+            print(f"worker  idle: {idle:.1f}% of one core over 5 s; RSS {int(rss) / 1024:.0f} MiB "
+                  f"(the f32 encrypted model is mapped and faulted in)")
             lat, q, pf, dc, walls = [], [], [], [], []
             for i in range(a.reps + 1):
                 t0 = time.time()
