@@ -17,10 +17,21 @@ DBG      = -g
 BUILD    = build
 STAMP    = .cache/stamps
 
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CHECK_CFLAGS = $(shell pkg-config --cflags $(CHECK) 2>/dev/null)
-CHECK_LIBS   = $(shell pkg-config --libs $(CHECK) 2>/dev/null)
+# Package flags. pkg-config can only answer once the packages exist, so the
+# install step ($(STAMP)/deps) writes the flags to files and recipes read
+# them lazily: these are recursive variables, expanded only when a recipe
+# runs, and every recipe that compiles or links has `| $(STAMP)/deps`.
+# Reading one before the install step is an error naming the cause (under
+# `make -n` a placeholder is printed instead, since nothing was installed).
+# tests/build/setup_order.sh checks the order for every README target.
+PKGFLAGS = $(STAMP)/pkgflags
+DRYRUN   = $(findstring n,$(firstword -$(MAKEFLAGS)))
+pkgflags = $(if $(wildcard $(PKGFLAGS)/$1),$(file <$(PKGFLAGS)/$1),$(if $(DRYRUN),<$1>,$(error \
+  $(PKGFLAGS)/$1 is missing: package flags were read before the install step (a rule lacks `| $$(STAMP)/deps`))))
+PKG_CFLAGS   = $(call pkgflags,cflags)
+PKG_LIBS     = $(call pkgflags,libs)
+CHECK_CFLAGS = $(call pkgflags,check-cflags)
+CHECK_LIBS   = $(call pkgflags,check-libs)
 
 CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore -Itools/common $(PKG_CFLAGS) -pthread -fopenmp
 CFLAGS  = $(CFLAGS_COMMON) $(OPT)
@@ -58,16 +69,26 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status
+.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp test-integration-san test-3node clean distclean
+.PHONY: kafka-up kafka-down kafka-status FORCE
 
 all: $(BINS)
 
 # ---- setup ---------------------------------------------------------------
+# The install step runs on every invocation (one dpkg-query, quiet when all
+# is there), so a package removed since the last build comes back instead
+# of failing a compile. It then records the package flags (see pkgflags).
+# Order-only everywhere: re-running it never rebuilds anything.
 deps: $(STAMP)/deps
-$(STAMP)/deps: scripts/install-deps.sh
+$(STAMP)/deps: FORCE
 	bash scripts/install-deps.sh
-	@mkdir -p $(STAMP) && touch $@
+	@mkdir -p $(PKGFLAGS)
+	pkg-config --cflags $(PKGS) > $(PKGFLAGS)/cflags
+	pkg-config --libs $(PKGS) > $(PKGFLAGS)/libs
+	pkg-config --cflags $(CHECK) > $(PKGFLAGS)/check-cflags
+	pkg-config --libs $(CHECK) > $(PKGFLAGS)/check-libs
+	@touch $@
+FORCE:
 
 model: $(MODEL)
 $(MODEL): scripts/fetch-model.sh models.sha256 | $(STAMP)/venv
@@ -87,34 +108,34 @@ $(BUILD)/san/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(SAN) $(CHECK_CFLAGS) -Itests/common -MMD -MP -c $< -o $@
 
-$(LIBCORE): $(CORE_OBJ)
+$(LIBCORE): $(CORE_OBJ) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIBCORE_SAN): $(CORE_SOBJ)
+$(LIBCORE_SAN): $(CORE_SOBJ) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(LIBCORE)
+$(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/ee-devbroker: $(DEVBROKER_OBJ) $(LIBCORE)
+$(BUILD)/bin/ee-devbroker: $(DEVBROKER_OBJ) $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/ee-consumer: $(CONSUMER_OBJ) $(LIBCORE)
+$(BUILD)/bin/ee-consumer: $(CONSUMER_OBJ) $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/ee-producer: $(PRODUCER_OBJ) $(LIBCORE)
+$(BUILD)/bin/ee-producer: $(PRODUCER_OBJ) $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------
 # Each test file defines one or more `Suite *suite_NAME(void)`; the runner's
 # suite list is generated from them so files never edit a shared list.
-$(BUILD)/gen/%-suites.h: $(UNIT_SRC) $(MODEL_TEST_SRC)
+$(BUILD)/gen/%-suites.h: $(UNIT_SRC) $(MODEL_TEST_SRC) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	@grep -ho 'Suite \*suite_[a-z0-9_]*(void)' $(if $(filter unit,$*),$(UNIT_SRC),$(MODEL_TEST_SRC)) \
 	  | sed 's/Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' | sort -u > $@.tmp && mv $@.tmp $@
@@ -126,23 +147,29 @@ $(BUILD)/tobj/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/common -MMD -MP -c $< -o $@
 
-$(BUILD)/san/tests/runner-unit.o: tests/runner.c $(BUILD)/gen/unit-suites.h
+$(BUILD)/san/tests/runner-unit.o: tests/runner.c $(BUILD)/gen/unit-suites.h | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"unit-suites.h"' -c $< -o $@
 
-$(BUILD)/tobj/tests/runner-model.o: tests/runner.c $(BUILD)/gen/model-suites.h
+$(BUILD)/tobj/tests/runner-model.o: tests/runner.c $(BUILD)/gen/model-suites.h | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"model-suites.h"' -c $< -o $@
 
-$(BUILD)/bin/test-unit: $(BUILD)/san/tests/runner-unit.o $(UNIT_OBJ) $(LIBCORE_SAN)
+$(BUILD)/bin/test-unit: $(BUILD)/san/tests/runner-unit.o $(UNIT_OBJ) $(LIBCORE_SAN) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
-$(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBCORE)
+$(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
-test: test-unit test-model test-integration
+test: test-setup test-unit test-model test-integration
+
+# The setup contract (fresh machine: install before any compile or flag),
+# checked by dry runs of every target in a fresh copy of the tree. Needs no
+# package, so it runs first.
+test-setup:
+	bash tests/build/setup_order.sh
 
 # Integration tier: real Apache Kafka 3.9 (KRaft) from Maven Central on
 # loopback, started and stopped by each script (scripts/kafka.sh).
@@ -156,7 +183,7 @@ test-integration: $(BINS) $(MODEL) | $(STAMP)/venv
 # The worker built with ASan/UBSan, run through the service tests (slower;
 # not part of `make test`): memory errors and leaks under real traffic.
 CONSUMER_SOBJ = $(CONSUMER_SRC:%.c=$(BUILD)/san/%.o)
-$(BUILD)/bin/ee-consumer-san: $(CONSUMER_SOBJ) $(LIBCORE_SAN)
+$(BUILD)/bin/ee-consumer-san: $(CONSUMER_SOBJ) $(LIBCORE_SAN) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS)
 
@@ -185,14 +212,14 @@ $(STAMP)/bench-venv: bench/requirements.txt | $(STAMP)/venv
 bench: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 	$(PY) bench/bench_engine.py --model $(MODEL) --bin $(BUILD)/bin/ee-model
 
-$(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE)
+$(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench-machine: $(BUILD)/bin/bench-machine
 	$(BUILD)/bin/bench-machine
 
-$(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE)
+$(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -213,7 +240,7 @@ bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 # KAFKA_NODES=1 (127.0.0.1:9092) or 3 (9092,9094,9096); jars cached and data
 # kept under .cache/kafka.
 KAFKA_NODES ?= 1
-kafka-up:
+kafka-up: | $(STAMP)/deps
 	KAFKA_NODES=$(KAFKA_NODES) bash scripts/kafka.sh up
 
 kafka-down:

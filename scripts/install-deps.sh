@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Install the Debian packages eeinfer builds and tests with, if missing.
-# Idempotent; uses sudo only when not root.
+# Install the Debian packages eeinfer builds, tests and benchmarks with, if
+# missing. Idempotent and quiet when everything is there (make runs it on
+# every invocation, before anything compiles); uses sudo only when not root.
+# Only Debian's own packages: no compiler, flag or tool is assumed present.
 set -euo pipefail
-PKGS=(build-essential pkg-config librdkafka-dev libjansson-dev libopenblas-dev
-      libsodium-dev check libsubunit-dev libmicrohttpd-dev libinih-dev uuid-dev kcat jq unzip
-      python3 python3-venv curl ca-certificates
-      maven openjdk-17-jre-headless)   # Kafka 3.9 from Maven Central for integration tests
+PKGS=(
+  build-essential pkg-config                      # cc, ar, make; package flags
+  librdkafka-dev libjansson-dev libopenblas-dev libsodium-dev
+  libmicrohttpd-dev libinih-dev uuid-dev          # the product's libraries
+  check libsubunit-dev                            # unit and model test tiers
+  python3 python3-venv                            # test oracles, bench peers
+  curl ca-certificates unzip jq kcat              # model fetch, demo, Kafka tests
+  procps iproute2                                 # ps/pkill, ss (scripts/kafka.sh)
+  maven openjdk-17-jre-headless                   # Kafka 3.9 from Maven Central
+  cmake                                           # builds llama.cpp (make bench, check-llamacpp)
+)
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null \
+            | awk '$NF == "installed" { print $1 }' | sed 's/:.*//') || true
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  grep -qxF "$p" <<<"$installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all packages present"
-  exit 0
-fi
+[ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "deps: installing ${missing[*]}"

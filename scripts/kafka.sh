@@ -188,7 +188,7 @@ cmd_up() {
     [[ "$n" == 1 || "$n" == 3 ]] || die "KAFKA_NODES must be 1 or 3 (got '$n')"
     command -v java >/dev/null || die "java not found"
     command -v kcat >/dev/null || die "kcat not found"
-    start=$(date +%s.%N)
+    start=$(date +%s%N)
     lock
 
     if [[ -f "$RUN/nodes" ]]; then
@@ -285,7 +285,8 @@ cmd_up() {
         fi
         sleep 0.5
     done
-    log "ready: $n node(s), bootstrap $(bootstrap "$n") ($(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)") s)"
+    local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    log "ready: $n node(s), bootstrap $(bootstrap "$n") ($((ms / 1000)).$((ms % 1000 / 100)) s)"
 }
 
 cmd_down_locked() {
