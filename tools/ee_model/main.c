@@ -27,6 +27,8 @@ static void usage(FILE *f) {
             "  detokenize  --model PLAIN.gguf --key K.eekey --tokens ENC_IDS        (decrypts)\n"
             "  generate    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf --prompt TEXT\n"
             "              [--show-ciphertext] ...   (client: encrypt, run blind, decrypt)\n"
+            "  audit       --model ENC.gguf --public PLAIN.gguf [--tokens ENC_IDS] [--json]\n"
+            "              (the attack of a worker holding public weights; docs/SECURITY.md)\n"
             "  generate    --model ENC.gguf --tokens ENC_IDS ...   (what a worker runs: no key)\n"
             "\n"
             "Run 'ee-model COMMAND --help' for details.\n");
@@ -50,7 +52,7 @@ int main(int argc, char **argv) {
         {"info", cmd_info},         {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize},
         {"convert", cmd_convert},   {"keygen", cmd_keygen},
-        {"encrypt", cmd_encrypt},
+        {"encrypt", cmd_encrypt},   {"audit", cmd_audit},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
