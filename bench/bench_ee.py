@@ -71,7 +71,7 @@ def main():
                   f"{n['plain']:>12.1f} {n['enc']:>10.1f} {n['plain'] / n['enc']:>8.3f}")
         print()
         client = os.path.join(args.bin, "bench-ee-client")
-        print(run([client, key]).stdout, end="")
+        print(run([client, key, args.model]).stdout, end="")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,21 @@ int ee_key_generate(ee_key *k, ee_err *err) {
     return 0;
 }
 
+static const char BIND_DOMAIN[] = "eeinfer.model-bind.v2";
+
+void ee_key_bind(const ee_key *master, const uint8_t fp[EE_MODEL_FP_BYTES], ee_key *bound) {
+    (void)ee_sodium_init(NULL);
+    uint8_t secret[EE_KEY_BYTES];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, master->secret, EE_KEY_BYTES, sizeof secret);
+    crypto_generichash_update(&st, (const uint8_t *)BIND_DOMAIN, sizeof BIND_DOMAIN - 1);
+    crypto_generichash_update(&st, fp, EE_MODEL_FP_BYTES);
+    crypto_generichash_final(&st, secret, sizeof secret);
+    sodium_memzero(&st, sizeof st);
+    ee_key_from_bytes(bound, secret); /* bound may alias master: secret is a copy */
+    sodium_memzero(secret, sizeof secret);
+}
+
 void ee_key_wipe(ee_key *k) {
     if (k) sodium_memzero(k, sizeof *k);
 }

@@ -45,6 +45,16 @@ int ee_key_load(ee_key *k, const char *path, ee_err *err);
 /* Wipe the secret (sodium_memzero). */
 void ee_key_wipe(ee_key *k);
 
+/* Model binding (scheme ee-llama-v2 and later): the key whose streams
+ * derive a model's transforms is
+ *   secret' = BLAKE2b-256(key = secret, "eeinfer.model-bind.v2" || fp)
+ * with fp the plaintext model's fingerprint (ee_model_fingerprint), and its
+ * id is the id of secret'. One key on two different models therefore gives
+ * unrelated transforms and unlinkable key ids; the same key and model give
+ * the same ones. */
+#define EE_MODEL_FP_BYTES 32
+void ee_key_bind(const ee_key *master, const uint8_t fp[EE_MODEL_FP_BYTES], ee_key *bound);
+
 /* Constant-time comparison of two key ids (hex strings of equal length). */
 bool ee_key_id_equal(const char *a, const char *b);
 

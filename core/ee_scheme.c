@@ -22,6 +22,54 @@
 #define QK_SCALE_RANGE 2.0  /* q/k pair scales log-uniform in [1/2, 2] */
 #define FFN_SCALE_RANGE 2.0 /* up-projection scales log-uniform in [1/2, 2] */
 
+/* ---- 0. scheme versions and model binding ---------------------------------- */
+
+static const ee_scheme_info SCHEMES[] = {
+    {EE_SCHEME_LEGACY_V1, false, true},
+    {EE_SCHEME_ID, true, false},
+};
+
+const ee_scheme_info *ee_scheme_find(const char *id) {
+    for (size_t i = 0; id && i < sizeof SCHEMES / sizeof SCHEMES[0]; i++)
+        if (strcmp(SCHEMES[i].id, id) == 0) return &SCHEMES[i];
+    return NULL;
+}
+
+int ee_model_fingerprint(const ee_gguf *plain, uint8_t fp[EE_MODEL_FP_BYTES], ee_err *err) {
+    if (ee_sodium_init(err)) return -1;
+    if (ee_model_is_encrypted(plain))
+        return ee_err_set(err, "the model is encrypted; keys are bound to the plaintext model");
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, EE_MODEL_FP_BYTES);
+    static const char domain[] = "eeinfer.model-fingerprint.v1";
+    crypto_generichash_update(&st, (const uint8_t *)domain, sizeof domain);
+    for (uint64_t i = 0; i < ee_gguf_n_tensors(plain); i++) {
+        const ee_gguf_tensor *t = ee_gguf_tensor_at(plain, i);
+        uint64_t hdr[2 + EE_GGUF_MAX_DIMS] = {t->n_dims, (uint64_t)t->type};
+        for (int k = 0; k < EE_GGUF_MAX_DIMS; k++) hdr[2 + k] = t->ne[k];
+        crypto_generichash_update(&st, (const uint8_t *)t->name, strlen(t->name) + 1);
+        crypto_generichash_update(&st, (const uint8_t *)hdr, sizeof hdr);
+        crypto_generichash_update(&st, t->data, t->nbytes);
+    }
+    crypto_generichash_final(&st, fp, EE_MODEL_FP_BYTES);
+    return 0;
+}
+
+int ee_scheme_key(const ee_key *master, const ee_gguf *plain, const char *scheme, ee_key *out,
+                  ee_err *err) {
+    const ee_scheme_info *si = ee_scheme_find(scheme ? scheme : EE_SCHEME_ID);
+    if (!si) return ee_err_set(err, "unknown encryption scheme '%s'", scheme);
+    if (!si->model_bound) {
+        *out = *master;
+        return 0;
+    }
+    uint8_t fp[EE_MODEL_FP_BYTES];
+    if (ee_model_fingerprint(plain, fp, err)) return -1;
+    ee_key_bind(master, fp, out);
+    sodium_memzero(fp, sizeof fp);
+    return 0;
+}
+
 /* ---- 1. secrets ------------------------------------------------------------ */
 
 typedef struct secrets {
@@ -417,7 +465,7 @@ done:
 /* Metadata: hyperparameters kept (a worker needs them), identity and the
  * plaintext tokenizer dropped, opaque placeholders so any GGUF runtime can
  * load the file, and the ee.* keys. */
-static int write_metadata(walk *k, const ee_key *key, const ee_tokenizer *tok) {
+static int write_metadata(walk *k, const ee_key *key, const char *scheme, const ee_tokenizer *tok) {
     const secrets *s = k->s;
     ee_gguf_writer *w = k->w;
     ee_err *err = k->err;
@@ -465,7 +513,7 @@ static int write_metadata(walk *k, const ee_key *key, const ee_tokenizer *tok) {
     if (n > 16) n = 16;
     for (int i = 0; i < n; i++) enc[i] = (int32_t)s->vperm[eog[i]];
     int32_t eos = ee_tokenizer_eos(tok);
-    if (ee_gguf_writer_set_str(w, "ee.scheme", EE_SCHEME_ID, err) ||
+    if (ee_gguf_writer_set_str(w, "ee.scheme", scheme, err) ||
         ee_gguf_writer_set_str(w, "ee.key_id", key->id, err) ||
         ee_gguf_writer_set_arr(w, "ee.stop_ids", EE_GGUF_I32, enc, (uint64_t)n, err) ||
         ee_gguf_writer_set_u32(w, "ee.vocab_size", s->V, err))
@@ -489,6 +537,10 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
                      const char *out_path, ee_encrypt_stats *stats, ee_err *err) {
     ee_encrypt_stats st = {0};
     ee_dtype type = opts ? opts->out_type : EE_DT_F32;
+    const char *scheme = opts && opts->scheme ? opts->scheme : EE_SCHEME_ID;
+    if (!ee_scheme_find(scheme))
+        return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, legacy %s)", scheme,
+                          EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
     if (type != EE_DT_F32 && type != EE_DT_F16)
         return ee_err_set(err, "encrypted models are written as f32 or f16 (asked for %s)",
                           ee_dtype_get(type) ? ee_dtype_get(type)->name : "?");
@@ -506,18 +558,21 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
                           ee_tokenizer_n_vocab(tok), hp.n_vocab);
     }
     double t0 = ee_now_ms();
+    ee_key skey; /* the scheme key: bound to this model unless legacy */
     secrets s;
-    if (secrets_derive(&s, key, &hp, err)) {
+    if (ee_scheme_key(key, plain, scheme, &skey, err) || secrets_derive(&s, &skey, &hp, err)) {
+        ee_key_wipe(&skey);
         ee_tokenizer_close(tok);
         return -1;
     }
     st.derive_ms = ee_now_ms() - t0;
+    memcpy(st.key_id, skey.id, sizeof st.key_id);
     int rc = -1;
     ee_gguf_writer *w = ee_gguf_writer_new(err);
     if (!w) goto done;
     walk k = {.g = plain, .s = &s, .w = w, .type = type, .err = err};
     t0 = ee_now_ms();
-    if (write_metadata(&k, key, tok) || do_embedding(&k)) goto done;
+    if (write_metadata(&k, &skey, scheme, tok) || do_embedding(&k)) goto done;
     for (int l = 0; l < hp.n_layer; l++)
         if (do_layer(&k, l)) goto done;
     if (do_head(&k)) goto done;
@@ -534,6 +589,7 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
 done:
     ee_gguf_writer_free(w);
     secrets_free(&s);
+    ee_key_wipe(&skey);
     ee_tokenizer_close(tok);
     if (rc == 0 && stats) *stats = st;
     return rc;
@@ -543,17 +599,22 @@ done:
 
 bool ee_model_is_encrypted(const ee_gguf *g) { return ee_gguf_find_kv(g, "ee.scheme") != NULL; }
 
+const char *ee_model_scheme(const ee_gguf *g) { return ee_gguf_get_str(g, "ee.scheme", NULL); }
+
 int ee_model_check_key(const ee_gguf *enc, const ee_key *key, ee_err *err) {
-    const char *scheme = ee_gguf_get_str(enc, "ee.scheme", NULL);
+    const char *scheme = ee_model_scheme(enc);
     if (!scheme) return ee_err_set(err, "the model is not encrypted (no ee.scheme)");
-    if (strcmp(scheme, EE_SCHEME_ID) != 0)
-        return ee_err_set(err, "unsupported encryption scheme '%s' (this build knows '%s')", scheme,
-                          EE_SCHEME_ID);
+    const ee_scheme_info *si = ee_scheme_find(scheme);
+    if (!si)
+        return ee_err_set(err, "unsupported encryption scheme '%.64s' (this build knows '%s' and "
+                               "legacy '%s')", scheme, EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
     const char *id = ee_gguf_get_str(enc, "ee.key_id", NULL);
     if (!id) return ee_err_set(err, "the model has no ee.key_id");
     if (strlen(id) != strlen(key->id) || !ee_key_id_equal(id, key->id))
-        return ee_err_set(err, "key mismatch: the model was encrypted with key %s, this key is %s",
-                          id, key->id);
+        return ee_err_set(err, "key mismatch: the model was encrypted with key id %.64s, this key "
+                               "has id %s%s", id, key->id,
+                          si->model_bound ? " for this plain model (a different key, or not the "
+                                            "plain model the file was encrypted from)" : "");
     return 0;
 }
 
@@ -567,13 +628,18 @@ int ee_model_stop_ids(const ee_gguf *enc, int32_t *out, int cap, ee_err *err) {
 
 /* ---- 5. client token-id cipher ----------------------------------------------------------- */
 
-int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, uint32_t n_vocab,
-                         char key_id[EE_KEY_ID_HEX], ee_err *err) {
-    ee_key k;
+int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, const ee_gguf *plain,
+                         const char *scheme, uint32_t n_vocab, char key_id[EE_KEY_ID_HEX],
+                         ee_err *err) {
+    ee_key k, sk;
+    memset(c, 0, sizeof *c);
     if (ee_key_load(&k, key_path, err)) return -1;
-    int rc = ee_vocab_cipher_init(c, &k, n_vocab, err);
-    if (key_id) memcpy(key_id, k.id, EE_KEY_ID_HEX);
+    int rc = ee_scheme_key(&k, plain, scheme, &sk, err);
     ee_key_wipe(&k);
+    if (rc) return -1;
+    rc = ee_vocab_cipher_init(c, &sk, n_vocab, err);
+    if (key_id) memcpy(key_id, sk.id, EE_KEY_ID_HEX);
+    ee_key_wipe(&sk);
     return rc;
 }
 

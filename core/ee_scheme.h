@@ -27,10 +27,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EE_SCHEME_ID "ee-llama-v1"
+/* Scheme versions (table in ee_scheme.c). Both are readable; v2 is written.
+ *   ee-llama-v1  legacy: transforms derived from the key alone, so one key
+ *                gives the same vocabulary permutation on every model, and
+ *                breaking one model (ee-model audit) breaks all of them
+ *   ee-llama-v2  the same transform set, derived from the key bound to the
+ *                plaintext model's fingerprint (ee_key_bind); ee.key_id is
+ *                the bound key's id */
+#define EE_SCHEME_ID "ee-llama-v2"
+#define EE_SCHEME_LEGACY_V1 "ee-llama-v1"
+
+typedef struct ee_scheme_info {
+    const char *id;
+    bool model_bound; /* transforms come from the key bound to the model */
+    bool legacy;      /* read, but written only on request */
+} ee_scheme_info;
+
+/* The table entry for id, or NULL for an unknown scheme. */
+const ee_scheme_info *ee_scheme_find(const char *id);
+
+/* BLAKE2b-256 over every tensor of the plaintext model in file order
+ * (name, dims, type, data): the model identity keys are bound to. The key
+ * holder computes it when encrypting, the client from the plain model it
+ * already holds. Requantizing a model changes it. */
+int ee_model_fingerprint(const ee_gguf *plain, uint8_t fp[EE_MODEL_FP_BYTES], ee_err *err);
+
+/* The key whose streams derive `scheme`'s transforms of this plaintext
+ * model: master itself for legacy v1, master bound to the model's
+ * fingerprint otherwise. scheme NULL = EE_SCHEME_ID. */
+int ee_scheme_key(const ee_key *master, const ee_gguf *plain, const char *scheme, ee_key *out,
+                  ee_err *err);
 
 typedef struct ee_encrypt_opts {
-    ee_dtype out_type; /* EE_DT_F32 (exact) or EE_DT_F16 */
+    ee_dtype out_type;  /* EE_DT_F32 (exact) or EE_DT_F16 */
+    const char *scheme; /* NULL: EE_SCHEME_ID; EE_SCHEME_LEGACY_V1 for old clients */
 } ee_encrypt_opts;
 
 typedef struct ee_encrypt_stats {
@@ -38,6 +68,7 @@ typedef struct ee_encrypt_stats {
     double transform_ms; /* transforming the weights */
     double write_ms;     /* writing the file */
     uint64_t out_bytes;
+    char key_id[EE_KEY_ID_HEX]; /* ee.key_id written (the scheme key's id) */
 } ee_encrypt_stats;
 
 /* Encrypt plain (a Llama GGUF with a gpt2 tokenizer) under key into
@@ -48,7 +79,10 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
 
 /* ---- what a worker / client can read from an encrypted file ---- */
 bool ee_model_is_encrypted(const ee_gguf *g);
-/* Fails (naming both ids) if the file's ee.key_id differs from key's. */
+/* ee.scheme of an encrypted file (NULL if absent). */
+const char *ee_model_scheme(const ee_gguf *g);
+/* Fails (naming both ids) if the file's ee.key_id differs from key's, or
+ * the scheme is unknown. key is the scheme key (ee_scheme_key). */
 int ee_model_check_key(const ee_gguf *enc, const ee_key *key, ee_err *err);
 /* Encrypted end-of-generation ids from ee.stop_ids; returns the count
  * (fills up to cap), -1 with err if missing/invalid. */
@@ -63,11 +97,14 @@ typedef struct ee_vocab_cipher {
 
 int ee_vocab_cipher_init(ee_vocab_cipher *c, const ee_key *key, uint32_t n_vocab, ee_err *err);
 void ee_vocab_cipher_free(ee_vocab_cipher *c); /* wipes the tables */
-/* The client's usual path: load the key file, build the cipher for a
- * vocabulary of n_vocab ids, copy the key id out (key_id may be NULL) and
- * wipe the secret before returning: only the tables stay in memory. */
-int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, uint32_t n_vocab,
-                         char key_id[EE_KEY_ID_HEX], ee_err *err);
+/* The client's usual path: load the key file, derive the scheme key for
+ * the plaintext model it holds (scheme NULL = EE_SCHEME_ID), build the
+ * cipher for a vocabulary of n_vocab ids, copy the scheme key's id out
+ * (what ee.key_id and requests carry; key_id may be NULL) and wipe the
+ * secrets before returning: only the tables stay in memory. */
+int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, const ee_gguf *plain,
+                         const char *scheme, uint32_t n_vocab, char key_id[EE_KEY_ID_HEX],
+                         ee_err *err);
 /* out[i] = pi(in[i]); fails naming the index of an id out of range. in and
  * out may alias. */
 int ee_vocab_encrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int prod_client_open(prod_client *c, const char *plain_path, const char *key_path, ee_err *err) {
+int prod_client_open(prod_client *c, const char *plain_path, const char *key_path,
+                     const char *scheme, ee_err *err) {
     memset(c, 0, sizeof *c);
     c->gguf = ee_gguf_open(plain_path, err);
     if (!c->gguf) return ee_err_wrap(err, "--plain-model");
@@ -17,9 +18,10 @@ int prod_client_open(prod_client *c, const char *plain_path, const char *key_pat
         ee_err_wrap(err, "--plain-model %s", plain_path);
         goto fail;
     }
-    /* The permutation tables are all a client needs: the secret is wiped. */
-    if (ee_vocab_cipher_load(&c->vc, key_path, (uint32_t)ee_tokenizer_n_vocab(c->tok), c->key_id,
-                             err)) {
+    /* The permutation tables are all a client needs: the secret is wiped.
+     * The key is bound to the plain model (unless --scheme is legacy v1). */
+    if (ee_vocab_cipher_load(&c->vc, key_path, c->gguf, scheme,
+                             (uint32_t)ee_tokenizer_n_vocab(c->tok), c->key_id, err)) {
         ee_err_wrap(err, "--key");
         goto fail;
     }

@@ -24,7 +24,8 @@ typedef struct prod_client {
 } prod_client;
 
 /* Messages name the flag and the file (--plain-model X: ..., --key Y: ...). */
-int prod_client_open(prod_client *c, const char *plain_path, const char *key_path, ee_err *err);
+int prod_client_open(prod_client *c, const char *plain_path, const char *key_path,
+                     const char *scheme, ee_err *err);
 void prod_client_close(prod_client *c);
 
 /* Prompt text -> ENCRYPTED ids (malloc'd), as-is or wrapped in the chat

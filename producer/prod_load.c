@@ -31,6 +31,7 @@ static const char *USAGE =
     "         [--top-k K] [--top-p P] [--seed S] [--class C] [--small-max-prompt N]\n"
     "         [--small-max-total N] [--reply-to TOPIC] [--reply-partitions N]\n"
     "         [--reply-replication N] [--json] [--timeout-ms N] [--kafka PROP=VALUE ...]\n"
+    "         [--scheme ee-llama-v1]   (legacy models: keys not bound to the model)\n"
     "\n"
     "  Sends N jobs (default 10), cycling through the prompts, and waits for all\n"
     "  of them. --concurrency C keeps at most C jobs outstanding (default 4);\n"
@@ -44,7 +45,7 @@ static const char *USAGE =
     "  topic is as for submit (default ee.replies.<host name>, created if missing).\n"
     "\n" PROD_EXIT_HELP;
 
-enum { BOOT, MODEL, KEY, PLAIN, PROMPT, PFILE, CHAT, COUNT, CONC, RATE, MAXT, TEMP, TOPK, TOPP,
+enum { BOOT, MODEL, KEY, PLAIN, SCHEME, PROMPT, PFILE, CHAT, COUNT, CONC, RATE, MAXT, TEMP, TOPK, TOPP,
        SEED, CLASS, SMP, SMT, REPLY, RPARTS, RREPL, JSON, TIMEOUT, KAFKA, NF };
 
 typedef struct load {
@@ -76,7 +77,7 @@ static int prepare(load *l, cli_flag *f, ee_err *err) {
         prod_common_require(&l->c, err) || prod_prompts_parse(&l->prompts, f, NF, err))
         return -1;
     if (prod_random_hex(l->run, 4, err)) return -1;
-    if (prod_client_open(&l->cl, l->c.plain_path, l->c.key_path, err)) return -1;
+    if (prod_client_open(&l->cl, l->c.plain_path, l->c.key_path, l->c.scheme, err)) return -1;
     l->pp = calloc(l->prompts.n, sizeof *l->pp);
     if (!l->pp) return ee_err_set(err, "out of memory");
     for (size_t i = 0; i < l->prompts.n; i++)
@@ -216,7 +217,7 @@ static void report(const load *l, const prod_tracker *tr, double wall_ms, ee_err
 int prod_cmd_load(int argc, char **argv) {
     cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
-        [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true},
+        [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true}, [SCHEME] = {"--scheme", true},
         [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
         [CHAT] = {"--chat", false},         [COUNT] = {"--count", true},
         [CONC] = {"--concurrency", true},   [RATE] = {"--rate", true},

@@ -2,6 +2,8 @@
 
 #include "prod_ids.h"
 
+#include "ee_scheme.h"
+
 #include <string.h>
 
 /* The flag if the table has it and it was given. */
@@ -28,6 +30,12 @@ int prod_common_parse(prod_common *c, cli_flag *f, size_t n, long long default_t
     }
     if ((x = given(f, n, "--key"))) c->key_path = x->value;
     if ((x = given(f, n, "--plain-model"))) c->plain_path = x->value;
+    if ((x = given(f, n, "--scheme"))) {
+        if (!ee_scheme_find(x->value))
+            return ee_err_set(err, "--scheme: '%s' is not %s or the legacy %s", x->value,
+                              EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+        c->scheme = x->value;
+    }
     prod_default_reply_topic(c->reply_default, sizeof c->reply_default);
     c->reply_to = c->reply_default;
     if ((x = given(f, n, "--reply-to"))) {

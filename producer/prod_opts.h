@@ -22,6 +22,7 @@ typedef struct prod_common {
     prod_kafka_opts kafka;          /* --bootstrap, --kafka PROP=VALUE ... */
     const char *key_path;           /* --key */
     const char *plain_path;         /* --plain-model */
+    const char *scheme;             /* --scheme (NULL: current, model-bound) */
     const char *reply_to;           /* --reply-to, or reply_default */
     char reply_default[EE_PROTO_TOPIC_MAX + 1];
     bool json;                      /* --json */

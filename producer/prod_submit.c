@@ -49,10 +49,12 @@ static const char *USAGE =
     "  --stream           ask for partial replies and print text as it comes (implies\n"
     "                     --wait)\n"
     "  --timeout-ms N     give up after N ms in all (default 30000; 120000 with --wait)\n"
+    "  --scheme S         ee-llama-v1 for models encrypted before keys were bound to\n"
+    "                     models (legacy); default ee-llama-v2\n"
     "  --kafka PROP=VAL   librdkafka setting, repeatable (e.g. security.protocol=ssl)\n"
     "\n" PROD_EXIT_HELP;
 
-enum { BOOT, MODEL, KEY, PLAIN, PROMPT, PFILE, CHAT, CLASS, SMP, SMT, MAXT, TEMP, TOPK, TOPP,
+enum { BOOT, MODEL, KEY, PLAIN, SCHEME, PROMPT, PFILE, CHAT, CLASS, SMP, SMT, MAXT, TEMP, TOPK, TOPP,
        SEED, DEADLINE, REPLY, RPARTS, RREPL, ID, SESSION, WAIT, STREAM, JSON, TIMEOUT, KAFKA, NF };
 
 typedef struct submit {
@@ -88,7 +90,7 @@ static int prepare(submit *s, cli_flag *f, ee_err *err) {
         prod_prompts_parse(&s->prompts, f, NF, err))
         return -1;
     s->n = s->prompts.n;
-    if (prod_client_open(&s->cl, s->c.plain_path, s->c.key_path, err)) return -1;
+    if (prod_client_open(&s->cl, s->c.plain_path, s->c.key_path, s->c.scheme, err)) return -1;
     s->pp = calloc(s->n, sizeof *s->pp);
     s->ids = calloc(s->n, sizeof *s->ids);
     s->bodies = calloc(s->n, sizeof *s->bodies);
@@ -162,7 +164,7 @@ static int run(submit *s, prod_session *ss, prod_collect *col, double deadline, 
 int prod_cmd_submit(int argc, char **argv) {
     cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
-        [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true},
+        [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true}, [SCHEME] = {"--scheme", true},
         [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
         [CHAT] = {"--chat", false},         [CLASS] = {"--class", true},
         [SMP] = {"--small-max-prompt", true}, [SMT] = {"--small-max-total", true},

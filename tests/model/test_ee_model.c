@@ -111,8 +111,10 @@ START_TEST(encrypted_generation_equals_plaintext) {
     side_open(&E, g_enc);
     ee_tokenizer *tok = ee_tokenizer_open_gguf(P.g, &err);
     ck_assert_ptr_nonnull(tok);
-    ee_key k;
-    ck_assert_int_eq(ee_key_load(&k, g_key, &err), 0);
+    ee_key master, k;
+    ck_assert_int_eq(ee_key_load(&master, g_key, &err), 0);
+    ck_assert_msg(ee_scheme_key(&master, P.g, NULL, &k, &err) == 0, "%s", err.msg);
+    ee_key_wipe(&master);
     ee_vocab_cipher vc;
     ck_assert_int_eq(ee_vocab_cipher_init(&vc, &k, (uint32_t)P.m->hp.n_vocab, &err), 0);
     ck_assert_int_eq(ee_model_check_key(E.g, &k, &err), 0);

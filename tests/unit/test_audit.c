@@ -40,19 +40,21 @@ static ee_testmodel_cfg audit_cfg(void) {
 typedef struct pair {
     char *plain, *enc;
     ee_gguf *gp, *ge;
-    ee_key k;
+    ee_key k; /* the scheme key: bound to the plaintext model */
 } pair;
 
 static void pair_open(pair *p, ee_testmodel_cfg c, ee_dtype type) {
     ee_err err = {{0}};
-    key_n(&p->k, 5);
+    ee_key master;
+    key_n(&master, 5);
     p->plain = ee_test_tmpfile(".gguf");
     p->enc = ee_test_tmpfile(".gguf");
     ck_assert_msg(ee_testmodel_write(p->plain, &c, &err) == 0, "%s", err.msg);
     p->gp = ee_gguf_open(p->plain, &err);
     ck_assert_msg(p->gp != NULL, "%s", err.msg);
     ee_encrypt_opts o = {.out_type = type};
-    ck_assert_msg(ee_encrypt_model(p->gp, &p->k, &o, p->enc, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_msg(ee_encrypt_model(p->gp, &master, &o, p->enc, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_msg(ee_scheme_key(&master, p->gp, NULL, &p->k, &err) == 0, "%s", err.msg);
     p->ge = ee_gguf_open(p->enc, &err);
     ck_assert_msg(p->ge != NULL, "%s", err.msg);
 }

@@ -29,15 +29,29 @@ static char *write_plain(const ee_testmodel_cfg *c) {
     return p;
 }
 
-static char *encrypt_file(const char *plain, const ee_key *k, ee_dtype t) {
+/* The key that derives the transforms of `plain` under `scheme` (NULL:
+ * current, bound to the model). */
+static void scheme_key(const char *plain, const ee_key *k, const char *scheme, ee_key *out) {
+    ee_err err = {{0}};
+    ee_gguf *g = ee_gguf_open(plain, &err);
+    ck_assert_msg(g != NULL, "%s", err.msg);
+    ck_assert_msg(ee_scheme_key(k, g, scheme, out, &err) == 0, "%s", err.msg);
+    ee_gguf_close(g);
+}
+
+static char *encrypt_scheme(const char *plain, const ee_key *k, ee_dtype t, const char *scheme) {
     ee_err err = {{0}};
     ee_gguf *g = ee_gguf_open(plain, &err);
     ck_assert_msg(g != NULL, "%s", err.msg);
     char *out = ee_test_tmpfile(".gguf");
-    ee_encrypt_opts o = {.out_type = t};
+    ee_encrypt_opts o = {.out_type = t, .scheme = scheme};
     ck_assert_msg(ee_encrypt_model(g, k, &o, out, NULL, &err) == 0, "%s", err.msg);
     ee_gguf_close(g);
     return out;
+}
+
+static char *encrypt_file(const char *plain, const ee_key *k, ee_dtype t) {
+    return encrypt_scheme(plain, k, t, NULL);
 }
 
 /* All-position logits of `path` on tokens. */
@@ -60,10 +74,12 @@ static float *logits_of(const char *path, const int32_t *tok, int n, int *V) {
     return lg;
 }
 
-static void check_equivariant(ee_testmodel_cfg c, uint8_t keyno, float tol) {
-    ee_key k;
-    key_n(&k, keyno);
-    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k, EE_DT_F32);
+static void check_equivariant_scheme(ee_testmodel_cfg c, uint8_t keyno, float tol,
+                                     const char *scheme) {
+    ee_key master, k;
+    key_n(&master, keyno);
+    char *plain = write_plain(&c), *enc = encrypt_scheme(plain, &master, EE_DT_F32, scheme);
+    scheme_key(plain, &master, scheme, &k);
     ee_err err = {{0}};
     ee_vocab_cipher vc;
     ck_assert_int_eq(ee_vocab_cipher_init(&vc, &k, EE_TESTMODEL_VOCAB, &err), 0);
@@ -99,6 +115,10 @@ static void check_equivariant(ee_testmodel_cfg c, uint8_t keyno, float tol) {
     unlink(enc);
     free(plain);
     free(enc);
+}
+
+static void check_equivariant(ee_testmodel_cfg c, uint8_t keyno, float tol) {
+    check_equivariant_scheme(c, keyno, tol, NULL);
 }
 
 START_TEST(encrypted_logits_equal_plain_gqa_tied) {
@@ -171,9 +191,10 @@ END_TEST
 
 START_TEST(metadata_carries_no_plaintext_vocabulary) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    ee_key k;
-    key_n(&k, 9);
-    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k, EE_DT_F32);
+    ee_key master, k;
+    key_n(&master, 9);
+    char *plain = write_plain(&c), *enc = encrypt_file(plain, &master, EE_DT_F32);
+    scheme_key(plain, &master, NULL, &k);
     ee_err err = {{0}};
     ee_gguf *gp = ee_gguf_open(plain, &err), *ge = ee_gguf_open(enc, &err);
     ck_assert_ptr_nonnull(ge);
@@ -213,17 +234,22 @@ END_TEST
 
 START_TEST(refusals_name_the_problem) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    ee_key k1, k2;
+    ee_key k1, k2, b1, b2;
     key_n(&k1, 11);
     key_n(&k2, 12);
     char *plain = write_plain(&c), *enc = encrypt_file(plain, &k1, EE_DT_F32);
+    scheme_key(plain, &k1, NULL, &b1);
+    scheme_key(plain, &k2, NULL, &b2);
     ee_err err = {{0}};
     ee_gguf *ge = ee_gguf_open(enc, &err);
     /* Wrong key. */
-    ck_assert_int_eq(ee_model_check_key(ge, &k1, &err), 0);
-    ck_assert_int_eq(ee_model_check_key(ge, &k2, &err), -1);
-    ck_assert_msg(strstr(err.msg, "key mismatch") && strstr(err.msg, k1.id) && strstr(err.msg, k2.id),
+    ck_assert_int_eq(ee_model_check_key(ge, &b1, &err), 0);
+    ck_assert_int_eq(ee_model_check_key(ge, &b2, &err), -1);
+    ck_assert_msg(strstr(err.msg, "key mismatch") && strstr(err.msg, b1.id) && strstr(err.msg, b2.id),
                   "%s", err.msg);
+    /* The master key's own id is not the model's: the id is per model. */
+    ck_assert_int_eq(ee_model_check_key(ge, &k1, &err), -1);
+    ck_assert_msg(strstr(err.msg, "not the plain model"), "%s", err.msg);
     /* Encrypting an encrypted model. */
     char *again = ee_test_tmpfile(".gguf");
     unlink(again);
@@ -248,9 +274,10 @@ END_TEST
 
 START_TEST(f16_output_stays_close) {
     ee_testmodel_cfg c = ee_testmodel_default();
-    ee_key k;
-    key_n(&k, 13);
-    char *plain = write_plain(&c), *enc = encrypt_file(plain, &k, EE_DT_F16);
+    ee_key master, k;
+    key_n(&master, 13);
+    char *plain = write_plain(&c), *enc = encrypt_file(plain, &master, EE_DT_F16);
+    scheme_key(plain, &master, NULL, &k);
     ee_err err = {{0}};
     ee_vocab_cipher vc;
     ee_vocab_cipher_init(&vc, &k, EE_TESTMODEL_VOCAB, &err);
@@ -269,6 +296,106 @@ START_TEST(f16_output_stays_close) {
     ee_vocab_cipher_free(&vc);
     unlink(plain); unlink(enc);
     free(plain); free(enc);
+}
+END_TEST
+
+static void stop_ids_of(const char *enc, int32_t out[16], int *n) {
+    ee_err err = {{0}};
+    ee_gguf *g = ee_gguf_open(enc, &err);
+    ck_assert_msg(g != NULL, "%s", err.msg);
+    *n = ee_model_stop_ids(g, out, 16, &err);
+    ck_assert_int_ge(*n, 1);
+    ee_gguf_close(g);
+}
+
+static void cipher_of(const char *plain, const ee_key *master, const char *scheme,
+                      ee_vocab_cipher *vc, char id[EE_KEY_ID_HEX]) {
+    ee_key k;
+    scheme_key(plain, master, scheme, &k);
+    ee_err err = {{0}};
+    ck_assert_int_eq(ee_vocab_cipher_init(vc, &k, EE_TESTMODEL_VOCAB, &err), 0);
+    memcpy(id, k.id, EE_KEY_ID_HEX);
+    ee_key_wipe(&k);
+}
+
+/* Keys are bound to the model (ee-llama-v2): one key on two models (here a
+ * model and its Q8_0 requantization) gives unrelated permutations and
+ * unlinkable key ids; the same key and model give the same. The legacy v1
+ * form stays readable (exact, checked with the master key) and shows the
+ * weakness v2 removes: the same permutation on both models. */
+START_TEST(keys_bound_to_model_and_legacy_v1_readable) {
+    ee_testmodel_cfg ca = ee_testmodel_default(), cb = ca;
+    cb.wtype = EE_DT_Q8_0;
+    ee_key k;
+    key_n(&k, 31);
+    char *pa = write_plain(&ca), *pb = write_plain(&cb);
+    ee_vocab_cipher va, vb, va2;
+    char ida[EE_KEY_ID_HEX], idb[EE_KEY_ID_HEX], ida2[EE_KEY_ID_HEX];
+    cipher_of(pa, &k, NULL, &va, ida);
+    cipher_of(pb, &k, NULL, &vb, idb);
+    cipher_of(pa, &k, EE_SCHEME_ID, &va2, ida2);
+    ck_assert_str_ne(ida, idb);
+    ck_assert_str_ne(ida, k.id);
+    ck_assert_str_eq(ida, ida2);
+    int same = 0;
+    for (int i = 0; i < EE_TESTMODEL_VOCAB; i++) {
+        same += va.fwd[i] == vb.fwd[i];
+        ck_assert_uint_eq(va.fwd[i], va2.fwd[i]);
+    }
+    ck_assert_msg(same < 10, "%d of %d ids map alike on two models under one key", same,
+                  EE_TESTMODEL_VOCAB);
+    /* The files agree: ee.key_id is the bound id, stop ids follow each
+     * model's own permutation. */
+    char *ea = encrypt_file(pa, &k, EE_DT_F32), *eb = encrypt_file(pb, &k, EE_DT_F32);
+    ee_err err = {{0}};
+    ee_gguf *ga = ee_gguf_open(ea, &err);
+    ck_assert_str_eq(ee_gguf_get_str(ga, "ee.key_id", &err), ida);
+    ck_assert_str_eq(ee_model_scheme(ga), "ee-llama-v2");
+    ee_gguf_close(ga);
+    int32_t sa[16], sb[16];
+    int na, nb;
+    stop_ids_of(ea, sa, &na);
+    stop_ids_of(eb, sb, &nb);
+    bool ha = false, hb = false;
+    for (int i = 0; i < na; i++) ha |= sa[i] == (int32_t)va.fwd[258];
+    for (int i = 0; i < nb; i++) hb |= sb[i] == (int32_t)vb.fwd[258];
+    ck_assert(ha && hb);
+
+    /* Legacy v1: written on request, exact with the master key's cipher,
+     * and the same permutation on both models. */
+    check_equivariant_scheme(ca, 31, 1e-5f, EE_SCHEME_LEGACY_V1);
+    char *la = encrypt_scheme(pa, &k, EE_DT_F32, EE_SCHEME_LEGACY_V1),
+         *lb = encrypt_scheme(pb, &k, EE_DT_F32, EE_SCHEME_LEGACY_V1);
+    ee_gguf *gl = ee_gguf_open(la, &err);
+    ck_assert_str_eq(ee_model_scheme(gl), EE_SCHEME_LEGACY_V1);
+    ck_assert_str_eq(ee_gguf_get_str(gl, "ee.key_id", &err), k.id);
+    ck_assert_int_eq(ee_model_check_key(gl, &k, &err), 0);
+    ee_gguf_close(gl);
+    stop_ids_of(la, sa, &na);
+    stop_ids_of(lb, sb, &nb);
+    ck_assert_int_eq(na, nb);
+    for (int i = 0; i < na; i++) ck_assert_int_eq(sa[i], sb[i]);
+
+    /* Unknown schemes and fingerprints of encrypted files are refused. */
+    ee_gguf *gp = ee_gguf_open(pa, &err);
+    char *bad = ee_test_tmpfile(".gguf");
+    unlink(bad);
+    ee_encrypt_opts o = {.out_type = EE_DT_F32, .scheme = "ee-llama-v9"};
+    ck_assert_int_eq(ee_encrypt_model(gp, &k, &o, bad, NULL, &err), -1);
+    ck_assert_msg(strstr(err.msg, "unknown encryption scheme 'ee-llama-v9'"), "%s", err.msg);
+    ck_assert_int_ne(access(bad, F_OK), 0);
+    ee_gguf_close(gp);
+    ee_gguf *ge = ee_gguf_open(ea, &err);
+    uint8_t fp[EE_MODEL_FP_BYTES];
+    ck_assert_int_eq(ee_model_fingerprint(ge, fp, &err), -1);
+    ck_assert_msg(strstr(err.msg, "encrypted"), "%s", err.msg);
+    ee_gguf_close(ge);
+
+    ee_vocab_cipher_free(&va);
+    ee_vocab_cipher_free(&vb);
+    ee_vocab_cipher_free(&va2);
+    const char *files[] = {pa, pb, ea, eb, la, lb, bad};
+    for (int i = 0; i < 7; i++) unlink(files[i]), free((void *)files[i]);
 }
 END_TEST
 
@@ -297,6 +424,7 @@ Suite *suite_ee_scheme(void) {
     TCase *tc = tcase_create("scheme");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, encrypted_logits_equal_plain_gqa_tied);
+    tcase_add_test(tc, keys_bound_to_model_and_legacy_v1_readable);
     tcase_add_test(tc, encrypted_logits_equal_plain_mha_untied_q4_1);
     tcase_add_test(tc, encrypted_logits_equal_plain_mqa_deeper);
     tcase_add_test(tc, same_key_same_bytes_other_key_other_bytes);

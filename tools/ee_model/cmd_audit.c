@@ -15,7 +15,8 @@
 
 static const char *HELP_TEXT =
     "usage: ee-model audit --model ENC.gguf --public PLAIN.gguf [--tokens ENC_IDS]\n"
-    "         [--json] [--key K.eekey] [--perturb EPS] [--seed S] [--threads N]\n"
+    "         [--json] [--key K.eekey [--plain-model SRC.gguf]] [--perturb EPS]\n"
+    "         [--seed S] [--threads N]\n"
     "  Attacks ENC as a worker would that holds ENC and the public weights PLAIN\n"
     "  (no key, no traffic): recovers the residual rotation, the MLP permutations\n"
     "  and scales, the per-head maps and the vocabulary permutation from the\n"
@@ -23,7 +24,8 @@ static const char *HELP_TEXT =
     "  Run it against every public model the private one may derive from.\n"
     "  --tokens   encrypted ids to decrypt with the recovered permutation only\n"
     "  --key      also check the recovered vocabulary against the truth (the\n"
-    "             key never takes part in the attack)\n"
+    "             key never takes part in the attack); with --plain-model, the\n"
+    "             model ENC was encrypted from, if it is not PLAIN\n"
     "  --perturb  simulate a private fine-tune: add Gaussian noise of EPS x the\n"
     "             tensor's std to every public weight before attacking\n"
     "  --json     one JSON object: vocab_recovered (0..1), seconds, text, ...\n"
@@ -37,10 +39,11 @@ static const char *verdict(double v) {
 }
 
 int cmd_audit(int argc, char **argv) {
-    enum { MODEL, PUBLIC, TOKENS, JSON, KEY, PERTURB, SEED, THREADS, HELP, NF };
+    enum { MODEL, PUBLIC, TOKENS, JSON, KEY, PLAIN, PERTURB, SEED, THREADS, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true},     [PUBLIC] = {"--public", true},
                       [TOKENS] = {"--tokens", true},   [JSON] = {"--json", false},
-                      [KEY] = {"--key", true},         [PERTURB] = {"--perturb", true},
+                      [KEY] = {"--key", true},         [PLAIN] = {"--plain-model", true},
+                      [PERTURB] = {"--perturb", true},
                       [SEED] = {"--seed", true},       [THREADS] = {"--threads", true},
                       [HELP] = {"--help", false}};
     ee_err err = {{0}};
@@ -49,6 +52,8 @@ int cmd_audit(int argc, char **argv) {
         return 0;
     }
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("audit", err.msg);
+    if (f[PLAIN].present && !f[KEY].present)
+        return cmd_fail("audit", "--plain-model goes with --key (it only checks the result)");
     if (!f[MODEL].present || !f[PUBLIC].present)
         return cmd_fail("audit", "--model (the encrypted file) and --public (the public "
                                  "plaintext weights) are required");
@@ -60,7 +65,7 @@ int cmd_audit(int argc, char **argv) {
         return cmd_fail("audit", err.msg);
     ee_platform_set_threads((int)threads);
 
-    cmd_model enc = {0}, pub = {0};
+    cmd_model enc = {0}, pub = {0}, plain = {0};
     if (cmd_model_open(&enc, f[MODEL].value, false, &err)) {
         ee_err_wrap(&err, "--model");
         return cmd_fail("audit", err.msg);
@@ -94,11 +99,25 @@ int cmd_audit(int argc, char **argv) {
     if (f[KEY].present) {
         ee_vocab_cipher vc = {0};
         char key_id[EE_KEY_ID_HEX];
-        if (ee_vocab_cipher_load(&vc, f[KEY].value, (uint32_t)r.n_vocab, key_id, &err)) goto done;
+        /* The key bound to the model the file was encrypted from: --plain-model,
+         * else --public (the same weights, unless --perturb simulates others). */
+        const ee_gguf *src = pub.gguf;
+        if (f[PLAIN].present) {
+            if (cmd_model_open(&plain, f[PLAIN].value, false, &err)) {
+                ee_err_wrap(&err, "--plain-model");
+                goto done;
+            }
+            src = plain.gguf;
+        }
+        if (ee_vocab_cipher_load(&vc, f[KEY].value, src, ee_model_scheme(enc.gguf),
+                                 (uint32_t)r.n_vocab, key_id, &err))
+            goto done;
         const char *model_id = ee_gguf_get_str(enc.gguf, "ee.key_id", NULL);
         if (!model_id || strlen(model_id) != strlen(key_id) || !ee_key_id_equal(model_id, key_id)) {
             ee_vocab_cipher_free(&vc);
-            ee_err_set(&err, "--key: key %s did not encrypt this model (key %.64s)", key_id,
+            ee_err_set(&err, "--key: key id %s (bound to %s) did not encrypt this model (key id "
+                             "%.64s): wrong key, or give --plain-model, the model it was "
+                             "encrypted from", key_id, f[PLAIN].present ? "--plain-model" : "--public",
                        model_id ? model_id : "?");
             goto done;
         }
@@ -163,5 +182,6 @@ done:
     ee_audit_result_free(&r);
     cmd_model_close(&enc);
     cmd_model_close(&pub);
+    cmd_model_close(&plain);
     return rc ? cmd_fail("audit", err.msg) : 0;
 }

@@ -134,8 +134,9 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
         tok = pm.tok;
-        if (ee_vocab_cipher_load(&vc, f[KEY].value, (uint32_t)ee_tokenizer_n_vocab(tok), key_id,
-                                 &err))
+        /* The key is bound to the plain model as the file's scheme says. */
+        if (ee_vocab_cipher_load(&vc, f[KEY].value, pm.gguf, ee_model_scheme(cm.gguf),
+                                 (uint32_t)ee_tokenizer_n_vocab(tok), key_id, &err))
             goto done;
         ee_key kid; /* id-only view for the check; the secret was wiped */
         memset(&kid, 0, sizeof kid);

@@ -32,17 +32,26 @@ int cmd_keygen(int argc, char **argv) {
 }
 
 int cmd_encrypt(int argc, char **argv) {
-    enum { MODEL, KEY, OUT, TYPE, THREADS, HELP, NF };
+    enum { MODEL, KEY, OUT, TYPE, SCHEME, THREADS, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true}, [KEY] = {"--key", true},
                       [OUT] = {"--out", true},     [TYPE] = {"--type", true},
+                      [SCHEME] = {"--scheme", true},
                       [THREADS] = {"--threads", true}, [HELP] = {"--help", false}};
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("encrypt", err.msg);
     if (f[HELP].present) {
         printf("usage: ee-model encrypt --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
-               "         [--type f32|f16] [--threads N]\n"
+               "         [--type f32|f16] [--scheme ee-llama-v2|ee-llama-v1] [--threads N]\n"
                "  Applies the key's equivariant transforms to the weights once and writes a\n"
-               "  standard GGUF that workers run without the key (docs/EE.md).\n");
+               "  standard GGUF that workers run without the key (docs/EE.md). The transforms\n"
+               "  come from the key bound to PLAIN's fingerprint (ee-llama-v2): one key on two\n"
+               "  models gives unrelated transforms. ee-llama-v1 is the legacy unbound form.\n"
+               "\n"
+               "  What this protects, and against whom, is measured (docs/SECURITY.md): a\n"
+               "  worker holding PLAIN's public weights recovers every transform and reads\n"
+               "  every prompt (100%% of SmolLM2's vocabulary in about 20 s on 2 cores:\n"
+               "  make security-report). Run 'ee-model audit --model ENC.gguf --public\n"
+               "  PUBLIC.gguf' against every public model PLAIN may derive from.\n");
         return 0;
     }
     if (!f[MODEL].present || !f[KEY].present || !f[OUT].present)
@@ -55,6 +64,15 @@ int cmd_encrypt(int argc, char **argv) {
             snprintf(err.msg, sizeof err.msg, "--type: '%s' is not f32 or f16", f[TYPE].value);
             return cmd_fail("encrypt", err.msg);
         }
+    }
+    if (f[SCHEME].present) {
+        const ee_scheme_info *si = ee_scheme_find(f[SCHEME].value);
+        if (!si) {
+            ee_err_set(&err, "--scheme: '%s' is not %s or the legacy %s", f[SCHEME].value,
+                       EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+            return cmd_fail("encrypt", err.msg);
+        }
+        o.scheme = si->id;
     }
     long threads = 2;
     if (f[THREADS].present && cli_int("--threads", f[THREADS].value, 1, 256, &threads, &err))
@@ -71,9 +89,9 @@ int cmd_encrypt(int argc, char **argv) {
     int rc = ee_encrypt_model(g, &k, &o, f[OUT].value, &st, &err);
     if (rc == 0)
         fprintf(stderr,
-                "encrypted %s -> %s (key %s, %s): derive %.0f ms, transform %.0f ms, write %.0f "
+                "encrypted %s -> %s (%s, key id %s, %s): derive %.0f ms, transform %.0f ms, write %.0f "
                 "ms, %.1f MB\n",
-                f[MODEL].value, f[OUT].value, k.id, o.out_type == EE_DT_F32 ? "f32" : "f16",
+                f[MODEL].value, f[OUT].value, o.scheme ? o.scheme : EE_SCHEME_ID, st.key_id, o.out_type == EE_DT_F32 ? "f32" : "f16",
                 st.derive_ms, st.transform_ms, st.write_ms, st.out_bytes / 1e6);
     ee_key_wipe(&k);
     ee_gguf_close(g);
