@@ -12,6 +12,7 @@
 #include "ee_tokenizer.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,50 @@ START_TEST(cli_client_worker_round_trip_and_wrong_key) {
 }
 END_TEST
 
+/* The audit on the real model: a worker holding the public SmolLM2 weights
+ * recovers the vocabulary from the encrypted file alone and reads a secret
+ * prompt, as docs/SECURITY.md states; checked against the key. */
+START_TEST(audit_recovers_real_model_from_public_weights) {
+    const char *bin = ee_test_bindir(), *pm = plain_path();
+    const char *q = "My account number is 4417 and my doctor is Dr. Alvarez.";
+    char cmd[4096], *enc_ids = NULL, *out = NULL, *errs = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model tokenize --model %s --key %s --prompt '%s'", bin, pm,
+             g_key, q);
+    ck_assert_int_eq(ee_test_run(cmd, &enc_ids, NULL), 0);
+    enc_ids[strcspn(enc_ids, "\n")] = 0;
+    snprintf(cmd, sizeof cmd,
+             "%s/ee-model audit --model %s --public %s --tokens %s --key %s --json --threads 2",
+             bin, g_enc, pm, enc_ids, g_key);
+    ck_assert_msg(ee_test_run(cmd, &out, &errs) == 0, "audit: %s", errs);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    ck_assert_msg(j != NULL, "audit --json printed '%s'", out);
+    double rec = json_real_value(json_object_get(j, "vocab_recovered"));
+    double ok = json_real_value(json_object_get(j, "vocab_correct"));
+    double secs = json_real_value(json_object_get(j, "seconds"));
+    const char *text = json_string_value(json_object_get(j, "text"));
+    fprintf(stderr, "[audit] SmolLM2: vocab recovered %.4f, correct %.4f, %.1f s\n", rec, ok, secs);
+    ck_assert_msg(rec >= 0.99 && ok >= 0.99, "recovered %.4f correct %.4f", rec, ok);
+    ck_assert_msg(rec <= ok + 0.001, "claims %.4f, right %.4f", rec, ok);
+    ck_assert_msg(text && strcmp(text, q) == 0, "decrypted '%s'", text ? text : "(none)");
+    ck_assert(secs > 0);
+    ck_assert_double_eq(json_real_value(json_object_get(j, "mlp_perm_recovered")), 1.0);
+    ck_assert_double_eq(json_real_value(json_object_get(j, "heads_v_recovered")), 1.0);
+    json_decref(j);
+    free(out), free(errs), out = NULL, errs = NULL;
+    /* Mismatched inputs: refused by name, nothing printed on stdout. */
+    snprintf(cmd, sizeof cmd, "%s/ee-model audit --model %s --public %s", bin, pm, g_enc);
+    ck_assert_int_ne(ee_test_run(cmd, &out, &errs), 0);
+    ck_assert_msg(strstr(errs, "--model is not an encrypted model") && !*out, "%s", errs);
+    free(out), free(errs), out = NULL, errs = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model audit --model %s --public %s --key %s", bin, g_enc, pm,
+             g_key2);
+    ck_assert_int_ne(ee_test_run(cmd, &out, &errs), 0);
+    ck_assert_msg(strstr(errs, "did not encrypt this model"), "%s", errs);
+    free(out), free(errs), free(enc_ids);
+}
+END_TEST
+
 Suite *suite_ee_model(void) {
     Suite *s = suite_create("ee_model");
     TCase *tc = tcase_create("smollm2_encrypted");
@@ -359,6 +404,7 @@ Suite *suite_ee_model(void) {
     tcase_add_test(tc, encrypted_generation_equals_plaintext);
     tcase_add_test(tc, encrypted_file_leaks_no_plaintext_vocabulary);
     tcase_add_test(tc, cli_client_worker_round_trip_and_wrong_key);
+    tcase_add_test(tc, audit_recovers_real_model_from_public_weights);
     suite_add_tcase(s, tc);
     return s;
 }
