@@ -69,7 +69,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp test-integration-san test-3node clean distclean
+.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE
 
 all: $(BINS)
@@ -232,6 +232,12 @@ check-llamacpp: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 # throughput with and without continuous batching (docs/BENCHMARKS.md).
 bench-service: $(BINS) $(MODEL) | $(STAMP)/venv
 	$(PY) bench/bench_service.py --bin $(BUILD)/bin --model $(MODEL)
+
+# The measured threat table (docs/SECURITY.md): the audit against public and
+# perturbed weights, and the traffic-only and private-weights attacks.
+security-report: $(BINS) $(MODEL) | $(STAMP)/venv
+	$(PY) bench/security_report.py --model $(MODEL) --bin $(BUILD)/bin --write \
+	  --json-out $(BUILD)/security-report.json
 
 bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 	$(PY) bench/bench_ee.py --model $(MODEL) --bin $(BUILD)/bin

@@ -14,6 +14,7 @@ PKGS=(
   procps iproute2                                 # ps/pkill, ss (scripts/kafka.sh)
   maven openjdk-17-jre-headless                   # Kafka 3.9 from Maven Central
   cmake                                           # builds llama.cpp (make bench, check-llamacpp)
+  fortunes                                        # text corpus of make security-report
 )
 installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null \
             | awk '$NF == "installed" { print $1 }' | sed 's/:.*//') || true

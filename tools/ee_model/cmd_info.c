@@ -2,6 +2,7 @@
 #include "cli_args.h"
 #include "cmd_common.h"
 #include "cmds.h"
+#include "ee_scheme.h"
 #include "ee_llama.h"
 
 #include <jansson.h>
@@ -49,7 +50,20 @@ int cmd_info(int argc, char **argv) {
     if (scheme) { /* public: what clients put in requests' key_id */
         const ee_gguf_kv *kid = ee_gguf_find_kv(cm.gguf, "ee.key_id");
         if (kid && kid->type == EE_GGUF_STRING) json_object_set_new(o, "key_id", json_string(kid->str));
-        if (scheme->type == EE_GGUF_STRING) json_object_set_new(o, "scheme", json_string(scheme->str));
+        if (scheme->type == EE_GGUF_STRING) {
+            json_object_set_new(o, "scheme", json_string(scheme->str));
+            const ee_scheme_info *si = ee_scheme_find(scheme->str);
+            json_object_set_new(o, "scheme_status", json_string(!si ? "unknown" : si->legacy
+                                    ? "legacy (key not bound to the model)" : "current"));
+        }
+        /* Encrypted end-of-generation ids: metadata every worker reads. */
+        int32_t stop[16];
+        int n = ee_model_stop_ids(cm.gguf, stop, 16, NULL);
+        if (n > 0) {
+            json_t *a = json_array();
+            for (int i = 0; i < n && i < 16; i++) json_array_append_new(a, json_integer(stop[i]));
+            json_object_set_new(o, "stop_ids", a);
+        }
     }
     json_object_set_new(o, "n_tensors", json_integer((json_int_t)n_t));
     json_object_set_new(o, "n_params", json_integer((json_int_t)n_params));

@@ -3,48 +3,99 @@
 #include "cmd_common.h"
 #include "cmds.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+static void print_ids(const int32_t *ids, size_t n, bool json) {
+    if (json) putchar('[');
+    for (size_t i = 0; i < n; i++) printf("%s%d", i ? (json ? ", " : ",") : "", ids[i]);
+    if (json) putchar(']');
+    putchar('\n');
+}
+
+/* One prompt -> ids, encrypted when vc is given. */
+static int tokenize_one(const cmd_model *cm, const ee_vocab_cipher *vc, const char *prompt,
+                        bool chat, bool json, ee_err *err) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = ee_prompt_encode(cm->tok, prompt, chat, &ids, &n, err);
+    if (rc == 0 && vc) rc = ee_vocab_encrypt(vc, ids, ids, n, err);
+    if (rc == 0) print_ids(ids, n, json);
+    free(ids);
+    return rc;
+}
 
 int cmd_tokenize(int argc, char **argv) {
-    enum { MODEL, PROMPT, CHAT, JSON, KEY, SCHEME, HELP, NF };
+    enum { MODEL, PROMPT, PFILE, CHAT, JSON, KEY, SCHEME, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true}, [PROMPT] = {"--prompt", true},
+                      [PFILE] = {"--prompts-file", true},
                       [CHAT] = {"--chat", false},  [JSON] = {"--json", false},
                       [KEY] = {"--key", true},     [SCHEME] = {"--scheme", true},
                       [HELP] = {"--help", false}};
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("tokenize", err.msg);
     if (f[HELP].present) {
-        printf("usage: ee-model tokenize --model M.gguf --prompt TEXT [--chat] [--json]\n"
-               "         [--key K.eekey]\n"
-               "  Prints the token ids, comma-separated (or a JSON array). With --key, M is\n"
-               "  the plaintext model and the ids printed are encrypted under K bound to M\n"
-               "  (--scheme ee-llama-v1: the legacy unbound form, for older encrypted models).\n");
+        printf("usage: ee-model tokenize --model M.gguf (--prompt TEXT | --prompts-file FILE|-)\n"
+               "         [--chat] [--json] [--key K.eekey [--scheme S]]\n"
+               "  Prints the token ids, comma-separated (or a JSON array); a prompts file\n"
+               "  holds one prompt per line and gives one line of ids per line (an empty\n"
+               "  line gives an empty one). With --key, M is the plaintext model and the ids\n"
+               "  printed are encrypted under K bound to M (--scheme ee-llama-v1: the\n"
+               "  legacy unbound form, for older encrypted models).\n");
         return 0;
     }
     if (!f[MODEL].present) return cmd_fail("tokenize", "--model is required");
-    if (!f[PROMPT].present) return cmd_fail("tokenize", "--prompt is required");
+    if (f[PROMPT].present == f[PFILE].present)
+        return cmd_fail("tokenize", "give one of --prompt and --prompts-file");
     if (f[SCHEME].present && !f[KEY].present) return cmd_fail("tokenize", "--scheme goes with --key");
+    FILE *in = NULL;
+    if (f[PFILE].present) {
+        in = strcmp(f[PFILE].value, "-") ? fopen(f[PFILE].value, "r") : stdin;
+        if (!in) {
+            ee_err_set(&err, "--prompts-file %s: %s", f[PFILE].value, strerror(errno));
+            return cmd_fail("tokenize", err.msg);
+        }
+    }
     cmd_model cm;
-    if (cmd_model_open(&cm, f[MODEL].value, true, &err)) return cmd_fail("tokenize", err.msg);
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = ee_prompt_encode(cm.tok, f[PROMPT].value, f[CHAT].present, &ids, &n, &err);
-    if (rc == 0 && f[KEY].present) {
-        ee_vocab_cipher vc = {0};
+    if (cmd_model_open(&cm, f[MODEL].value, true, &err)) {
+        if (in && in != stdin) fclose(in);
+        return cmd_fail("tokenize", err.msg);
+    }
+    ee_vocab_cipher vc = {0};
+    int rc = 0;
+    if (f[KEY].present)
         rc = ee_vocab_cipher_load(&vc, f[KEY].value, cm.gguf, f[SCHEME].value,
-                                  (uint32_t)ee_tokenizer_n_vocab(cm.tok), NULL,
-                                  &err);
-        if (rc == 0) rc = ee_vocab_encrypt(&vc, ids, ids, n, &err);
-        ee_vocab_cipher_free(&vc);
+                                  (uint32_t)ee_tokenizer_n_vocab(cm.tok), NULL, &err);
+    const ee_vocab_cipher *cipher = f[KEY].present ? &vc : NULL;
+    if (rc == 0 && !in) {
+        rc = tokenize_one(&cm, cipher, f[PROMPT].value, f[CHAT].present, f[JSON].present, &err);
+    } else if (rc == 0) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        long lineno = 0;
+        while (rc == 0 && (len = getline(&line, &cap, in)) >= 0) {
+            lineno++;
+            if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
+            if (len == 0) {
+                putchar('\n');
+                continue;
+            }
+            if ((size_t)len != strlen(line)) {
+                ee_err_set(&err, "--prompts-file line %ld holds a NUL byte", lineno);
+                rc = -1;
+                break;
+            }
+            if ((rc = tokenize_one(&cm, cipher, line, f[CHAT].present, f[JSON].present, &err)))
+                ee_err_wrap(&err, "--prompts-file line %ld", lineno);
+        }
+        if (rc == 0 && ferror(in)) rc = ee_err_set(&err, "--prompts-file: read error");
+        free(line);
     }
-    if (rc == 0) {
-        if (f[JSON].present) putchar('[');
-        for (size_t i = 0; i < n; i++) printf("%s%d", i ? (f[JSON].present ? ", " : ",") : "", ids[i]);
-        if (f[JSON].present) putchar(']');
-        putchar('\n');
-    }
-    free(ids);
+    if (in && in != stdin) fclose(in);
+    ee_vocab_cipher_free(&vc);
     cmd_model_close(&cm);
     return rc ? cmd_fail("tokenize", err.msg) : 0;
 }

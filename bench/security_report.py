@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Measured threat table for EE on SmolLM2 (make security-report).
+
+For each adversary class, what it recovers and at what cost, measured in one
+run on this machine. The attacks on weights are the product's own audit
+(`ee-model audit`, C); this script drives it and runs the two statistical
+attacks that need no weights:
+
+1. worker with the encrypted model and the public weights: `ee-model audit`
+   on the f32 and f16 encrypted files;
+2. worker with a private fine-tune of a public base: the same audit against
+   public weights perturbed by Gaussian noise of eps x each tensor's std
+   (`--perturb`; the noise sits on the attacker's side, which for this
+   attack is the same as on the private side);
+3. traffic-only observer (broker operator, log reader; no weights): the chat
+   template as known plaintext, then frequency analysis of the encrypted ids
+   of N requests (unigram ranks, then bigram hill climbing) against token
+   statistics of held-out text;
+4. worker with private weights and no public relative: the encrypted model
+   as a language-model oracle in cipher space (samples drawn from it) adds
+   cipher-space statistics to the traffic attack.
+
+Corpus: Debian's `fortunes` package (pinned by SHA-256 of the text): one
+fortune per prompt, split by a hash of the text into a victim pool (prompts
+sent through the service) and a held-out reference (the attacker's
+statistics). Prints a Markdown table; --write puts it into docs/SECURITY.md
+between the security-report markers; --json-out keeps every number.
+"""
+import argparse
+import collections
+import glob
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORTUNES = "/usr/share/games/fortunes"
+FORTUNES_SHA256 = None  # filled below from the pinned value file
+PIN = os.path.join(ROOT, "bench", "security_corpus.sha256")
+BEGIN, END = "<!-- security-report:begin -->", "<!-- security-report:end -->"
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"security-report: command failed ({r.returncode}): {' '.join(cmd[:6])} ...\n"
+                 f"{r.stderr[-1500:]}")
+    return r
+
+
+# ---- corpus ------------------------------------------------------------------------
+
+def load_corpus():
+    files = sorted(f for f in glob.glob(os.path.join(FORTUNES, "*"))
+                   if os.path.isfile(f) and not f.endswith((".dat", ".u8"))
+                   and "ascii-art" not in f and not os.path.islink(f))
+    if not files:
+        sys.exit(f"security-report: no fortunes under {FORTUNES} (Debian package 'fortunes'; "
+                 "scripts/install-deps.sh installs it)")
+    h = hashlib.sha256()
+    texts = []
+    for f in files:
+        raw = open(f, "rb").read()
+        h.update(os.path.basename(f).encode() + b"\0" + raw)
+        for chunk in raw.decode("utf-8", "replace").split("\n%\n"):
+            t = " ".join(chunk.replace("%", " ").split())
+            if 20 <= len(t) <= 600:
+                texts.append(t)
+    digest = h.hexdigest()
+    want = open(PIN).read().split()[0] if os.path.exists(PIN) else None
+    if want and want != digest:
+        sys.exit(f"security-report: corpus checksum {digest} != pinned {want} ({PIN}); the "
+                 "fortunes package changed: check it and update the pin")
+    victim, reference = [], []
+    for t in texts:
+        (reference if hashlib.sha256(t.encode()).digest()[0] < 64 else victim).append(t)
+    return victim, reference, digest, len(files)
+
+
+def tokenize(ee, model, lines, d, name, chat=False, key=None):
+    path = os.path.join(d, name + ".txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cmd = [ee, "tokenize", "--model", model, "--prompts-file", path]
+    if chat:
+        cmd.append("--chat")
+    if key:
+        cmd += ["--key", key]
+    out = run(cmd).stdout.rstrip("\n").split("\n")
+    assert len(out) == len(lines), (len(out), len(lines))
+    return [[int(x) for x in l.split(",")] if l else [] for l in out]
+
+
+# ---- class 3/4: statistical attacks on traffic -----------------------------------------
+
+def template_parts(ee, model, d):
+    """Plaintext ids of the chat template around a prompt, from public info
+    (the model's template): prefix and suffix."""
+    mark = "zqxj"
+    full = tokenize(ee, model, [mark], d, "tmpl", chat=True)[0]
+    bare = tokenize(ee, model, [mark], d, "tmplbare")[0]
+    for i in range(len(full) - len(bare) + 1):
+        if full[i:i + len(bare)] == bare:
+            return full[:i], full[i + len(bare):]
+    sys.exit("security-report: could not locate the prompt inside the chat template")
+
+
+def known_plaintext(cipher_reqs, prefix, suffix):
+    """Cipher -> plain from the template positions every request shares."""
+    m = {}
+    for req in cipher_reqs:
+        for c, p in zip(req[:len(prefix)], prefix):
+            m[c] = p
+        if suffix:
+            for c, p in zip(req[-len(suffix):], suffix):
+                m[c] = p
+    return m
+
+
+def content(req, prefix, suffix):
+    return req[len(prefix):len(req) - len(suffix)]
+
+
+def unigram_attack(cipher_seqs, ref_counts, known):
+    """Rank matching of cipher-id frequencies to reference frequencies, after
+    the known-plaintext pairs."""
+    cc = collections.Counter(c for s in cipher_seqs for c in s)
+    m = dict(known)
+    used = set(m.values())
+    plain_rank = [p for p, _ in ref_counts.most_common() if p not in used]
+    it = iter(plain_rank)
+    for c, _ in cc.most_common():
+        if c in m:
+            continue
+        p = next(it, None)
+        if p is None:
+            break
+        m[c] = p
+    return m
+
+
+def bigram_refine(cipher_seqs, ref_seqs, m, known, top=300, passes=3):
+    """Hill climbing on the bigram log-likelihood: swap the plaintext images
+    of two frequent cipher ids when that makes the cipher bigrams more
+    likely under the reference bigram model (classical substitution-cipher
+    solving; Nuhn et al. 2013 use beam search instead)."""
+    cc = collections.Counter(c for s in cipher_seqs for c in s)
+    cids = [c for c, _ in cc.most_common() if c not in known][:top]
+    K = len(cids)
+    if K < 3:
+        return m
+    idx = {c: i for i, c in enumerate(cids)}
+    C = np.zeros((K, K))
+    for s in cipher_seqs:
+        for a, b in zip(s, s[1:]):
+            ia, ib = idx.get(a), idx.get(b)
+            if ia is not None and ib is not None:
+                C[ia, ib] += 1
+    cand = [m[c] for c in cids]  # the images permuted among themselves
+    pidx = {p: i for i, p in enumerate(cand)}
+    R = np.full((K, K), 0.1)  # add-0.1 smoothing
+    for s in ref_seqs:
+        for a, b in zip(s, s[1:]):
+            ia, ib = pidx.get(a), pidx.get(b)
+            if ia is not None and ib is not None:
+                R[ia, ib] += 1
+    # Joint bigram probabilities: a conditional model would reward mapping a
+    # frequent cipher id onto a rare token (whose smoothed row is flat).
+    L = np.log(R / R.sum())
+    perm = np.arange(K)  # cipher i -> candidate perm[i]
+
+    def part(pm, ij):  # every term of rows i, j and columns i, j, once
+        rows = (C[ij, :] * L[pm[ij]][:, pm]).sum()
+        cols = (C[:, ij] * L[pm][:, pm[ij]]).sum()
+        cross = (C[np.ix_(ij, ij)] * L[np.ix_(pm[ij], pm[ij])]).sum()
+        return rows + cols - cross
+
+    for _ in range(passes):
+        improved = 0
+        for i in range(K):
+            for j in range(i + 1, K):
+                if C[i].sum() + C[:, i].sum() + C[j].sum() + C[:, j].sum() == 0:
+                    continue
+                ij = np.array([i, j])
+                old = part(perm, ij)
+                perm[i], perm[j] = perm[j], perm[i]
+                if part(perm, ij) > old + 1e-9:
+                    improved += 1
+                else:
+                    perm[i], perm[j] = perm[j], perm[i]
+        if not improved:
+            break
+    out = dict(m)
+    for c, i in idx.items():
+        out[c] = cand[perm[i]]
+    return out
+
+
+def score(m, cipher_seqs, plain_seqs):
+    tot = ok = 0
+    for cs, ps in zip(cipher_seqs, plain_seqs):
+        for c, p in zip(cs, ps):
+            tot += 1
+            ok += m.get(c) == p
+    return ok / max(tot, 1), tot
+
+
+# ---- report ------------------------------------------------------------------------
+
+def audit(ee, enc, model, key, extra=()):
+    r = run([ee, "audit", "--model", enc, "--public", model, "--key", key, "--json",
+             "--threads", "2", *extra])
+    return json.loads(r.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
+    ap.add_argument("--eps", default="0.01,0.02,0.05,0.1,0.2,0.5,1.0")
+    ap.add_argument("--requests", default="100,1000,10000")
+    ap.add_argument("--samples", type=int, default=24, help="class 4: sequences drawn")
+    ap.add_argument("--write", action="store_true", help="update docs/SECURITY.md")
+    ap.add_argument("--json-out")
+    args = ap.parse_args()
+    ee = os.path.join(args.bin, "ee-model")
+    res = {"machine": f"{platform.node()} {os.cpu_count()} cpu", "date": time.strftime("%Y-%m-%d")}
+    victim, reference, digest, nfiles = load_corpus()
+    res["corpus"] = {"sha256": digest, "files": nfiles, "victim": len(victim),
+                     "reference": len(reference)}
+    print(f"corpus: Debian fortunes, {nfiles} files, sha256 {digest[:16]}..., "
+          f"{len(victim)} victim prompts, {len(reference)} held-out reference texts",
+          file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
+        key = os.path.join(d, "k.eekey")
+        run([ee, "keygen", "--out", key])
+        encs = {}
+        for t in ("f32", "f16"):
+            encs[t] = os.path.join(d, f"enc-{t}.gguf")
+            run([ee, "encrypt", "--model", args.model, "--key", key, "--out", encs[t],
+                 "--type", t])
+        # class 1
+        secret = victim[7]
+        ids = tokenize(ee, args.model, [secret], d, "secret", chat=True, key=key)[0]
+        res["class1"] = {}
+        for t in ("f32", "f16"):
+            a = audit(ee, encs[t], args.model, key, ["--tokens", ",".join(map(str, ids))])
+            res["class1"][t] = a
+            print(f"class 1 ({t}): vocab {a['vocab_recovered']:.4f} (correct "
+                  f"{a['vocab_correct']:.4f}) in {a['seconds']:.1f} s", file=sys.stderr)
+        res["class1"]["secret_prompt_recovered"] = secret in res["class1"]["f32"].get("text", "")
+        # class 2
+        res["class2"] = []
+        for e in (float(x) for x in args.eps.split(",")):
+            a = audit(ee, encs["f32"], args.model, key, ["--perturb", str(e), "--seed", "1"])
+            res["class2"].append(a)
+            print(f"class 2 eps {e}: vocab {a['vocab_recovered']:.4f} (correct "
+                  f"{a['vocab_correct']:.4f}) rot residual {a['rotation_residual']:.3f} "
+                  f"in {a['seconds']:.1f} s", file=sys.stderr)
+        # class 3
+        Ns = [int(x) for x in args.requests.split(",")]
+        nmax = max(Ns)
+        if nmax > len(victim):
+            sys.exit(f"security-report: {nmax} requests asked, corpus has {len(victim)}")
+        t0 = time.time()
+        plain_req = tokenize(ee, args.model, victim[:nmax], d, "victim", chat=True)
+        cipher_req = tokenize(ee, args.model, victim[:nmax], d, "victimenc", chat=True, key=key)
+        ref_seqs = tokenize(ee, args.model, reference, d, "reference")
+        ref_counts = collections.Counter(p for s in ref_seqs for p in s)
+        prefix, suffix = template_parts(ee, args.model, d)
+        res["class3"] = []
+        for n in Ns:
+            cr, pr = cipher_req[:n], plain_req[:n]
+            known = known_plaintext(cr, prefix, suffix)
+            cc = [content(r, prefix, suffix) for r in cr]
+            pc = [content(r, prefix, suffix) for r in pr]
+            m1 = unigram_attack(cc, ref_counts, known)
+            m2 = bigram_refine(cc, ref_seqs, m1, known)
+            all1, tot_all = score(m1, cr, pr)
+            c1, tot_c = score(m1, cc, pc)
+            c2, _ = score(m2, cc, pc)
+            all2, _ = score(m2, cr, pr)
+            row = {"requests": n, "tokens": tot_all, "content_tokens": tot_c,
+                   "template_ids_known": len(known), "all_unigram": all1, "content_unigram": c1,
+                   "content_bigram": c2, "all_bigram": all2}
+            res["class3"].append(row)
+            print(f"class 3 N={n}: content {c1:.3f} -> {c2:.3f} (bigram), all {all2:.3f}",
+                  file=sys.stderr)
+        res["class3_seconds"] = time.time() - t0
+        # class 4: the encrypted model as a cipher-space LM oracle
+        t0 = time.time()
+        stop = json.loads(run([ee, "info", "--model", encs["f32"], "--json"]).stdout)
+        starts = stop.get("stop_ids") or []
+        samples = []
+        for s in range(args.samples):
+            st = starts[s % len(starts)] if starts else 0
+            g = json.loads(run([ee, "generate", "--model", encs["f32"], "--tokens", str(st),
+                                "--max-tokens", "200", "--temperature", "1.0", "--seed", str(s + 1),
+                                "--ignore-eos", "--threads", "2", "--json"]).stdout)
+            samples.append(g["tokens"])
+        n = 1000
+        cr, pr = cipher_req[:n], plain_req[:n]
+        known = known_plaintext(cr, prefix, suffix)
+        cc = [content(r, prefix, suffix) for r in cr]
+        pc = [content(r, prefix, suffix) for r in pr]
+        oracle_only = unigram_attack(samples, ref_counts, {})
+        both = unigram_attack(cc + samples, ref_counts, known)
+        both2 = bigram_refine(cc + samples, ref_seqs, both, known)
+        res["class4"] = {"samples": len(samples), "sample_tokens": sum(map(len, samples)),
+                         "requests": n,
+                         "oracle_only": score(oracle_only, cc, pc)[0],
+                         "oracle_plus_traffic": score(both, cc, pc)[0],
+                         "oracle_plus_traffic_bigram": score(both2, cc, pc)[0],
+                         "seconds": time.time() - t0}
+        print(f"class 4: oracle only {res['class4']['oracle_only']:.3f}, with traffic "
+              f"{res['class4']['oracle_plus_traffic_bigram']:.3f}", file=sys.stderr)
+    table = render(res, args)
+    print(table)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(res, f, indent=1)
+    if args.write:
+        p = os.path.join(ROOT, "docs", "SECURITY.md")
+        doc = open(p).read()
+        if BEGIN not in doc or END not in doc:
+            sys.exit(f"security-report: {p} has no {BEGIN} ... {END} block")
+        a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+        with open(p + ".tmp", "w") as f:
+            f.write(doc[:a] + "\n" + table + "\n" + doc[b:])
+        os.replace(p + ".tmp", p)
+        print(f"security-report: wrote {p}", file=sys.stderr)
+
+
+def pct(x):
+    return f"{100 * x:.2f}%" if x >= 0.99 or 0 < x < 0.001 else f"{100 * x:.1f}%"
+
+
+def render(res, args):
+    c1 = res["class1"]
+    f32, f16 = c1["f32"], c1["f16"]
+    L = []
+    L.append(f"Measured {res['date']} on {res['machine']} (2 threads) by `make security-report` "
+             f"(bench/security_report.py; corpus: Debian `fortunes`, sha256 "
+             f"`{res['corpus']['sha256'][:16]}...`, {res['corpus']['victim']} victim prompts, "
+             f"{res['corpus']['reference']} held-out reference texts). Scheme ee-llama-v2, "
+             f"SmolLM2-135M-Instruct.")
+    L.append("")
+    L.append("| adversary | holds | attack | recovers | cost | defence |")
+    L.append("|---|---|---|---|---|---|")
+    L.append(f"| 1. worker with the public weights | encrypted GGUF + public SmolLM2 | `ee-model audit`: "
+             f"sorted-Gram assignment + Procrustes, refined over all layers; nearest public row per "
+             f"token | f32: **{pct(f32['vocab_recovered'])}** of the vocabulary ({pct(f32['vocab_correct'])} "
+             f"correct), rotation residual {f32['rotation_residual']:.1g}, MLP permutations "
+             f"{pct(f32['mlp_perm_recovered'])}, heads q/k/v {pct(f32['heads_q_recovered'])}/"
+             f"{pct(f32['heads_k_recovered'])}/{pct(f32['heads_v_recovered'])}; f16: "
+             f"{pct(f16['vocab_recovered'])}; a secret prompt decrypted "
+             f"{'word for word' if c1['secret_prompt_recovered'] else 'NOT'} | "
+             f"{f32['seconds']:.0f} s (f32), {f16['seconds']:.0f} s (f16), no key, no traffic | "
+             f"none: EE does not protect against this class; use a model that is not public, "
+             f"or TEEs/MPC |")
+    c2 = res["class2"]
+    curve = ", ".join(f"eps {a['perturb']:g}: {pct(a['vocab_recovered'])}" for a in c2)
+    boundary = next((a["perturb"] for a in c2 if a["vocab_recovered"] < 0.5), None)
+    L.append(f"| 2. worker with a private fine-tune of a public base | encrypted fine-tune + public "
+             f"base | the same audit; fine-tune simulated as Gaussian noise of eps x std on every "
+             f"weight | {curve} | {c2[0]['seconds']:.0f}-{max(a['seconds'] for a in c2):.0f} s each | "
+             + (f"only weights farther than eps {boundary:g} from any public model resist this attack"
+                if boundary is not None else
+                f"none measured: even eps {c2[-1]['perturb']:g} is recovered")
+             + " |")
+    c3 = res["class3"]
+    s3 = ", ".join(f"N={r['requests']}: {pct(r['content_unigram'])} / {pct(r['content_bigram'])}"
+                   for r in c3)
+    L.append(f"| 3. traffic-only observer (broker, disk, log reader) | encrypted ids of N requests, "
+             f"no weights | chat template as known plaintext ({c3[-1]['template_ids_known']} ids), "
+             f"then frequency analysis (unigram ranks + bigram hill climbing vs held-out text) | "
+             f"prompt tokens (unigram / + bigram): {s3}; with the template tokens: {pct(c3[-1]['all_bigram'])} at "
+             f"N={c3[-1]['requests']} | {res['class3_seconds']:.0f} s for all N | sealed jobs "
+             f"(libsodium) take the ids off the broker (issue 10) |")
+    c4 = res["class4"]
+    L.append(f"| 4. worker with private weights, no public relative | encrypted model + traffic | "
+             f"the model as a cipher-space LM oracle ({c4['samples']} samples, "
+             f"{c4['sample_tokens']} tokens) + {c4['requests']} requests, frequency analysis | "
+             f"oracle alone: {pct(c4['oracle_only'])}; with traffic: "
+             f"{pct(c4['oracle_plus_traffic'])} / {pct(c4['oracle_plus_traffic_bigram'])} "
+             f"(unigram / + bigram) of prompt tokens | {c4['seconds']:.0f} s | "
+             f"what EE is for; a stronger decipherment (LM-guided, Kambhatla et al. 2018) may do "
+             f"better |")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()
