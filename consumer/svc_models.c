@@ -26,6 +26,11 @@ int svc_models_open(svc *s, ee_err *err) {
                               "model %s: %s is not an encrypted model (the worker serves only "
                               "models made by `ee-model encrypt`; it never sees plaintext)",
                               sm->name, sm->path);
+        const ee_scheme_info *si = ee_scheme_find(ee_model_scheme(sm->gguf));
+        if (!si)
+            return ee_err_set(err, "model %s: %s uses encryption scheme '%.64s', which this worker "
+                                   "does not know (known: %s, legacy %s)", sm->name, sm->path,
+                              ee_model_scheme(sm->gguf), EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
         const char *kid = ee_gguf_get_str(sm->gguf, "ee.key_id", NULL);
         if (!kid || !ee_proto_valid_key_id(kid))
             return ee_err_set(err, "model %s: %s has no valid ee.key_id", sm->name, sm->path);
@@ -46,6 +51,10 @@ int svc_models_open(svc *s, ee_err *err) {
         json_object_set_new(f, "model", json_string(sm->name));
         json_object_set_new(f, "path", json_string(sm->path));
         json_object_set_new(f, "key_id", json_string(sm->key_id));
+        json_object_set_new(f, "scheme", json_string(si->id));
+        if (si->legacy) /* clients must pass --scheme ee-llama-v1 */
+            json_object_set_new(f, "warning", json_string("legacy scheme: key not bound to the "
+                                                          "model; re-encrypt with ee-model encrypt"));
         json_object_set_new(f, "n_vocab", json_integer(sm->m->hp.n_vocab));
         json_object_set_new(f, "n_ctx", json_integer(sm->m->hp.n_ctx_train));
         json_object_set_new(f, "load_ms", json_real(ee_now_ms() - t0));

@@ -33,7 +33,7 @@ trap cleanup EXIT
 
 echo "== 1. key holder: key + encrypted model (trusted machine; cached)"
 [ -f "$KEY" ] || $BIN/ee-model keygen --out "$KEY" >/dev/null
-if [ ! -f "$ENC" ] || ! $BIN/ee-model info --model "$ENC" --json | grep -q '"encrypted": true' \
+if [ ! -f "$ENC" ] || [ "$($BIN/ee-model info --model "$ENC" --json | jq -r .scheme_status)" != current ] \
    || ! $BIN/ee-model generate --model "$ENC" --key "$KEY" --plain-model "$MODEL" --prompt hi \
         --max-tokens 1 >/dev/null 2>&1; then
   $BIN/ee-model encrypt --model "$MODEL" --key "$KEY" --out "$ENC"
@@ -81,3 +81,20 @@ echo "$RESULT" | jq -r .text
 echo
 echo "$RESULT" | jq -r '"== timings: end to end \(.latency_ms|floor) ms at the client; worker: queue \(.timings.queue_ms) ms, prefill \(.timings.prefill_ms|floor) ms, decode \(.timings.decode_ms|floor) ms for \(.usage.completion_tokens) tokens (\(.usage.prompt_tokens) prompt tokens), finish \(.finish_reason), by \(.worker)"'
 [ "$(echo "$RESULT" | jq -r .status)" = ok ] || { echo "demo: job failed"; exit 1; }
+
+# What EE does not protect against (docs/SECURITY.md): a worker that holds
+# the public SmolLM2 weights attacks the encrypted file it serves.
+echo
+echo "== a worker holding the public weights: ee-model audit (no key, no traffic)"
+ENC_IDS=$(head -1 "$OUT" | jq -r '.encrypted_prompt | map(tostring) | join(",")')
+AUDIT=$($BIN/ee-model audit --model "$ENC" --public "$MODEL" --tokens "$ENC_IDS" --json \
+        --threads "$(nproc)")
+RECOVERED=$(echo "$AUDIT" | jq -r '.text | capture("<\\|im_start\\|>user\n(?<u>[\\s\\S]*?)<\\|im_end\\|>").u // .')
+echo "$AUDIT" | jq -r '"   it recovered \(.vocab_recovered * 10000 | floor / 100)% of the token permutation from the weights in \(.seconds * 10 | floor / 10) s"'
+echo "   prompt recovered without the key: $RECOVERED"
+if [ "$RECOVERED" = "$PROMPT" ]; then
+  echo "   identical to the prompt: EE does not hide prompts from a worker holding the"
+  echo "   public weights (class 1 in docs/SECURITY.md; make security-report measures all classes)"
+else
+  echo "   (differs from the prompt; see docs/SECURITY.md for the measured threat table)"
+fi

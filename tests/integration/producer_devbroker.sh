@@ -51,8 +51,9 @@ for _ in $(seq 100); do [[ -s "$tmp/boot" ]] && break; sleep 0.1; done
 BOOT="$(cat "$tmp/boot")"
 
 KEY="$tmp/k.eekey"
-"$BIN/ee-model" keygen --out "$KEY" >"$tmp/keyid" || fail "keygen"
-KEYID="$(tr -d '\n' <"$tmp/keyid")"
+"$BIN/ee-model" keygen --out "$KEY" >/dev/null || fail "keygen"
+# Requests carry the key bound to the plain model (ee-llama-v2).
+KEYID="$("$BIN/ee-model" key-id --key "$KEY" --model "$MODEL")" || fail "key-id"
 enc() { "$BIN/ee-model" tokenize --model "$MODEL" --key "$KEY" --json "$@" | tr -d ' '; }
 
 cat >"$tmp/worker.py" <<'EOF'

@@ -147,6 +147,71 @@ START_TEST(convert_round_trip_types) {
 }
 END_TEST
 
+/* The audit's command-line contract (external checks rely on it): --json
+ * with vocab_recovered in 0..1, seconds and, with --tokens, the text
+ * decrypted without the key; exit 0 whatever it finds; key-id matches the
+ * encrypted file's ee.key_id; bad and swapped inputs are named. */
+START_TEST(audit_contract_and_key_id) {
+    const char *bin = ee_test_bindir();
+    char *dir = ee_test_mkdtemp("cli-audit");
+    char key[512], enc[512], cmd[4096], *out = NULL, *err = NULL, *ids = NULL, *kid = NULL;
+    snprintf(key, sizeof key, "%s/k.eekey", dir);
+    snprintf(enc, sizeof enc, "%s/enc.gguf", dir);
+    snprintf(cmd, sizeof cmd, "%s/ee-model keygen --out %s >/dev/null && %s/ee-model encrypt "
+             "--model %s --key %s --out %s", bin, key, bin, g_model, key, enc);
+    ck_assert_msg(ee_test_run(cmd, NULL, &err) == 0, "%s", err);
+    free(err), err = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model tokenize --model %s --key %s --prompt 'the in then'",
+             bin, g_model, key);
+    ck_assert_int_eq(ee_test_run(cmd, &ids, NULL), 0);
+    ids[strcspn(ids, "\n")] = 0;
+    snprintf(cmd, sizeof cmd, "%s/ee-model audit --model %s --public %s --tokens %s --json", bin,
+             enc, g_model, ids);
+    ck_assert_msg(ee_test_run(cmd, &out, &err) == 0, "%s", err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    ck_assert_msg(j && json_is_object(j), "not one JSON object: '%s'", out);
+    double v = json_real_value(json_object_get(j, "vocab_recovered"));
+    ck_assert_msg(v >= 0.99 && v <= 1.0, "vocab_recovered %g", v);
+    ck_assert(json_is_real(json_object_get(j, "seconds")));
+    ck_assert_str_eq(json_string_value(json_object_get(j, "text")), "the in then");
+    json_decref(j);
+    free(out), free(err), out = err = NULL;
+    /* Human output names the adversary and the verdict. */
+    snprintf(cmd, sizeof cmd, "%s/ee-model audit --model %s --public %s", bin, enc, g_model);
+    ck_assert_int_eq(ee_test_run(cmd, &out, NULL), 0);
+    ck_assert_msg(strstr(out, "public") && strstr(out, "no key") && strstr(out, "EXPOSED"), "%s", out);
+    free(out), out = NULL;
+    /* key-id = ee.key_id of the file; the legacy id is keygen's. */
+    snprintf(cmd, sizeof cmd, "%s/ee-model key-id --key %s --model %s", bin, key, g_model);
+    ck_assert_int_eq(ee_test_run(cmd, &kid, NULL), 0);
+    kid[strcspn(kid, "\n")] = 0;
+    snprintf(cmd, sizeof cmd, "%s/ee-model info --model %s --json", bin, enc);
+    ck_assert_int_eq(ee_test_run(cmd, &out, NULL), 0);
+    j = json_loads(out, 0, &je);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "key_id")), kid);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "scheme_status")), "current");
+    json_decref(j);
+    free(out), out = NULL;
+    char a[2048];
+    snprintf(a, sizeof a, "audit --model %s --public %s", g_model, enc);
+    expect_error(a, "--model is not an encrypted model", NULL);
+    snprintf(a, sizeof a, "audit --model %s", enc);
+    expect_error(a, "--public", "required");
+    snprintf(a, sizeof a, "audit --model %s --public %s --perturb lots", enc, g_model);
+    expect_error(a, "--perturb", "lots");
+    snprintf(a, sizeof a, "audit --model %s --public /nonexistent.gguf", enc);
+    expect_error(a, "--public", "/nonexistent.gguf");
+    snprintf(a, sizeof a, "audit --model %s --public %s --tokens 1,99999", enc, g_model);
+    expect_error(a, "99999", NULL);
+    snprintf(a, sizeof a, "key-id --key %s --model %s --scheme v7", key, g_model);
+    expect_error(a, "--scheme", "v7");
+    free(ids), free(kid);
+    ee_test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("ee-model");
@@ -156,6 +221,7 @@ Suite *suite_cli(void) {
     tcase_add_test(tc, generate_json_contract);
     tcase_add_test(tc, tokenize_detokenize_round_trip);
     tcase_add_test(tc, convert_round_trip_types);
+    tcase_add_test(tc, audit_contract_and_key_id);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -97,3 +97,38 @@ int cmd_encrypt(int argc, char **argv) {
     ee_gguf_close(g);
     return rc ? cmd_fail("encrypt", err.msg) : 0;
 }
+
+/* The id requests carry for (key, plain model): the scheme key's id, which
+ * is the encrypted model's ee.key_id. For hand-built requests (kcat). */
+int cmd_keyid(int argc, char **argv) {
+    enum { MODEL, KEY, SCHEME, HELP, NF };
+    cli_flag f[NF] = {[MODEL] = {"--model", true}, [KEY] = {"--key", true},
+                      [SCHEME] = {"--scheme", true}, [HELP] = {"--help", false}};
+    ee_err err = {{0}};
+    if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("key-id", err.msg);
+    if (f[HELP].present) {
+        printf("usage: ee-model key-id --key K.eekey --model PLAIN.gguf [--scheme S]\n"
+               "  Prints the key id that requests carry for K on this plaintext model: K\n"
+               "  bound to PLAIN's fingerprint (ee-llama-v2), i.e. the ee.key_id of the\n"
+               "  model 'ee-model encrypt' makes from PLAIN with K. --scheme ee-llama-v1:\n"
+               "  the legacy unbound id (what keygen prints).\n");
+        return 0;
+    }
+    if (!f[MODEL].present || !f[KEY].present)
+        return cmd_fail("key-id", "--key and --model (the plaintext model) are required");
+    if (f[SCHEME].present && !ee_scheme_find(f[SCHEME].value)) {
+        ee_err_set(&err, "--scheme: '%s' is not %s or the legacy %s", f[SCHEME].value,
+                   EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+        return cmd_fail("key-id", err.msg);
+    }
+    ee_key k, sk;
+    if (ee_key_load(&k, f[KEY].value, &err)) return cmd_fail("key-id", err.msg);
+    ee_gguf *g = ee_gguf_open(f[MODEL].value, &err);
+    int rc = g ? ee_scheme_key(&k, g, f[SCHEME].value, &sk, &err) : -1;
+    ee_key_wipe(&k);
+    ee_gguf_close(g);
+    if (rc) return cmd_fail("key-id", err.msg);
+    printf("%s\n", sk.id);
+    ee_key_wipe(&sk);
+    return 0;
+}

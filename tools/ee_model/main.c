@@ -23,6 +23,7 @@ static void usage(FILE *f) {
             "equivariant encryption (docs/EE.md):\n"
             "  keygen      --out K.eekey\n"
             "  encrypt     --model PLAIN.gguf --key K.eekey --out ENC.gguf [--type f32|f16]\n"
+            "  key-id      --key K.eekey --model PLAIN.gguf   (the key_id requests carry)\n"
             "  tokenize    --model PLAIN.gguf --key K.eekey --prompt TEXT [--chat]   (encrypted ids)\n"
             "  detokenize  --model PLAIN.gguf --key K.eekey --tokens ENC_IDS        (decrypts)\n"
             "  generate    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf --prompt TEXT\n"
@@ -53,6 +54,7 @@ int main(int argc, char **argv) {
         {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize},
         {"convert", cmd_convert},   {"keygen", cmd_keygen},
         {"encrypt", cmd_encrypt},   {"audit", cmd_audit},
+        {"key-id", cmd_keyid},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
