@@ -35,6 +35,14 @@ const ee_scheme_info *ee_scheme_find(const char *id) {
     return NULL;
 }
 
+const ee_scheme_info *ee_scheme_parse(const char *flag, const char *id, ee_err *err) {
+    const ee_scheme_info *si = ee_scheme_find(id);
+    if (!si)
+        ee_err_set(err, "%s: '%.64s' is not %s or the legacy %s", flag, id ? id : "", EE_SCHEME_ID,
+                   EE_SCHEME_LEGACY_V1);
+    return si;
+}
+
 int ee_model_fingerprint(const ee_gguf *plain, uint8_t fp[EE_MODEL_FP_BYTES], ee_err *err) {
     if (ee_sodium_init(err)) return -1;
     if (ee_model_is_encrypted(plain))

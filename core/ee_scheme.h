@@ -45,6 +45,9 @@ typedef struct ee_scheme_info {
 
 /* The table entry for id, or NULL for an unknown scheme. */
 const ee_scheme_info *ee_scheme_find(const char *id);
+/* The same for a user-given name: NULL with err naming flag, the value
+ * and the known schemes. */
+const ee_scheme_info *ee_scheme_parse(const char *flag, const char *id, ee_err *err);
 
 /* BLAKE2b-256 over every tensor of the plaintext model in file order
  * (name, dims, type, data): the model identity keys are bound to. The key

@@ -31,9 +31,7 @@ int prod_common_parse(prod_common *c, cli_flag *f, size_t n, long long default_t
     if ((x = given(f, n, "--key"))) c->key_path = x->value;
     if ((x = given(f, n, "--plain-model"))) c->plain_path = x->value;
     if ((x = given(f, n, "--scheme"))) {
-        if (!ee_scheme_find(x->value))
-            return ee_err_set(err, "--scheme: '%s' is not %s or the legacy %s", x->value,
-                              EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+        if (!ee_scheme_parse("--scheme", x->value, err)) return -1;
         c->scheme = x->value;
     }
     prod_default_reply_topic(c->reply_default, sizeof c->reply_default);

@@ -301,3 +301,25 @@ void ee_test_llama_close(ee_test_llama *f) {
     unlink(f->path);
     free(f->path);
 }
+
+char *ee_test_gguf_rewrite(const char *src, const char *arch, const char *drop) {
+    ee_err err = {{0}};
+    ee_gguf *g = ee_gguf_open(src, &err);
+    ck_assert_msg(g != NULL, "%s", err.msg);
+    ee_gguf_writer *w = ee_gguf_writer_new(&err);
+    ck_assert_msg(w != NULL, "%s", err.msg);
+    for (uint64_t i = 0; i < ee_gguf_n_kv(g); i++)
+        ck_assert_int_eq(ee_gguf_writer_copy_kv(w, ee_gguf_kv_at(g, i), &err), 0);
+    if (arch) ck_assert_int_eq(ee_gguf_writer_set_str(w, "general.architecture", arch, &err), 0);
+    for (uint64_t i = 0; i < ee_gguf_n_tensors(g); i++) {
+        const ee_gguf_tensor *t = ee_gguf_tensor_at(g, i);
+        if (drop && strcmp(t->name, drop) == 0) continue;
+        ck_assert_int_eq(
+            ee_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, t->data, true, &err), 0);
+    }
+    char *out = ee_test_tmpfile(".gguf");
+    ck_assert_msg(ee_gguf_writer_write(w, out, &err) == 0, "%s", err.msg);
+    ee_gguf_writer_free(w);
+    ee_gguf_close(g);
+    return out;
+}

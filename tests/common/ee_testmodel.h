@@ -40,6 +40,11 @@ ee_testmodel_cfg ee_testmodel_default(void);
 
 int ee_testmodel_write(const char *path, const ee_testmodel_cfg *cfg, ee_err *err);
 
+/* A copy of the GGUF at src in a new temp file (malloc'd path; asserts),
+ * with general.architecture set to arch (NULL: kept) and the tensor named
+ * drop left out (NULL: none). */
+char *ee_test_gguf_rewrite(const char *src, const char *arch, const char *drop);
+
 /* A synthetic model written to a temp file, opened, loaded and given a
  * context (asserts). stored_weights: keep the file's types (fused kernels)
  * instead of f32 copies. Close removes the file. */

@@ -156,24 +156,6 @@ START_TEST(degrades_with_perturbation_without_overclaiming) {
 }
 END_TEST
 
-static char *rewrite_arch(const char *src, const char *arch) {
-    ee_err err = {{0}};
-    ee_gguf *g = ee_gguf_open(src, &err);
-    ck_assert_msg(g != NULL, "%s", err.msg);
-    ee_gguf_writer *w = ee_gguf_writer_new(&err);
-    for (uint64_t i = 0; i < ee_gguf_n_kv(g); i++) ee_gguf_writer_copy_kv(w, ee_gguf_kv_at(g, i), &err);
-    ee_gguf_writer_set_str(w, "general.architecture", arch, &err);
-    for (uint64_t i = 0; i < ee_gguf_n_tensors(g); i++) {
-        const ee_gguf_tensor *t = ee_gguf_tensor_at(g, i);
-        ee_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, t->data, true, &err);
-    }
-    char *out = ee_test_tmpfile(".gguf");
-    ck_assert_msg(ee_gguf_writer_write(w, out, &err) == 0, "%s", err.msg);
-    ee_gguf_writer_free(w);
-    ee_gguf_close(g);
-    return out;
-}
-
 START_TEST(refuses_bad_inputs_by_name) {
     pair p;
     pair_open(&p, audit_cfg(), EE_DT_F32);
@@ -195,7 +177,7 @@ START_TEST(refuses_bad_inputs_by_name) {
                   err.msg);
     ee_gguf_close(go);
     /* another architecture */
-    char *bert = rewrite_arch(p.plain, "bert");
+    char *bert = ee_test_gguf_rewrite(p.plain, "bert", NULL);
     go = ee_gguf_open(bert, &err);
     ck_assert_int_eq(ee_audit_run(p.ge, go, NULL, &r, &err), -1);
     ck_assert_msg(strstr(err.msg, "--public") && strstr(err.msg, "bert"), "%s", err.msg);

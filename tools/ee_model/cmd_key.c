@@ -66,12 +66,8 @@ int cmd_encrypt(int argc, char **argv) {
         }
     }
     if (f[SCHEME].present) {
-        const ee_scheme_info *si = ee_scheme_find(f[SCHEME].value);
-        if (!si) {
-            ee_err_set(&err, "--scheme: '%s' is not %s or the legacy %s", f[SCHEME].value,
-                       EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
-            return cmd_fail("encrypt", err.msg);
-        }
+        const ee_scheme_info *si = ee_scheme_parse("--scheme", f[SCHEME].value, &err);
+        if (!si) return cmd_fail("encrypt", err.msg);
         o.scheme = si->id;
     }
     long threads = 2;
@@ -116,11 +112,8 @@ int cmd_keyid(int argc, char **argv) {
     }
     if (!f[MODEL].present || !f[KEY].present)
         return cmd_fail("key-id", "--key and --model (the plaintext model) are required");
-    if (f[SCHEME].present && !ee_scheme_find(f[SCHEME].value)) {
-        ee_err_set(&err, "--scheme: '%s' is not %s or the legacy %s", f[SCHEME].value,
-                   EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+    if (f[SCHEME].present && !ee_scheme_parse("--scheme", f[SCHEME].value, &err))
         return cmd_fail("key-id", err.msg);
-    }
     ee_key k, sk;
     if (ee_key_load(&k, f[KEY].value, &err)) return cmd_fail("key-id", err.msg);
     ee_gguf *g = ee_gguf_open(f[MODEL].value, &err);

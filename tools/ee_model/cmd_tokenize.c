@@ -50,6 +50,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (f[PROMPT].present == f[PFILE].present)
         return cmd_fail("tokenize", "give one of --prompt and --prompts-file");
     if (f[SCHEME].present && !f[KEY].present) return cmd_fail("tokenize", "--scheme goes with --key");
+    if (f[SCHEME].present && !ee_scheme_parse("--scheme", f[SCHEME].value, &err))
+        return cmd_fail("tokenize", err.msg);
     FILE *in = NULL;
     if (f[PFILE].present) {
         in = strcmp(f[PFILE].value, "-") ? fopen(f[PFILE].value, "r") : stdin;
