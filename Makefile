@@ -237,6 +237,7 @@ bench-service: $(BINS) $(MODEL) | $(STAMP)/venv
 # perturbed weights, and the traffic-only and private-weights attacks.
 security-report: $(BINS) $(MODEL) | $(STAMP)/venv
 	$(PY) bench/security_report.py --model $(MODEL) --bin $(BUILD)/bin --write \
+	  --eps 0.01,0.02,0.05,0.1,0.2,0.3,0.5,0.7,1.0 \
 	  --json-out $(BUILD)/security-report.json
 
 bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv

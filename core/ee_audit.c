@@ -28,8 +28,8 @@
 #include <string.h>
 
 #define MLP_MARGIN 0.5     /* sum-of-three-cosines lead over the runner-up */
-#define VOCAB_RATIO 0.25   /* best squared distance < this x the runner-up's */
-#define HEAD_RATIO 0.25    /* best head residual < this x the runner-up's */
+#define VOCAB_SIGMAS 3.0   /* margin from the bisector, in noise standard deviations */
+#define HEAD_RATIO 0.8     /* best head residual < this x the runner-up's (and mutual) */
 #define VOCAB_PROJ 64      /* random projection width for vocabulary candidates */
 #define VOCAB_CAND 6       /* candidates re-ranked exactly */
 #define VOCAB_BLOCK 256    /* encrypted rows per candidate block */
@@ -233,6 +233,30 @@ static int assign_similar(const float *S, int n, double margin, int *match, uint
     return 0;
 }
 
+/* Layer l's MLP vectors of model g as rows [ff][d]: gate and up rows (the
+ * public ones times the ffn_norm gain, which the scheme folds in) and the
+ * down columns. */
+static int load_mlp(audit *a, const ee_gguf *g, int l, float *V[3]) {
+    const int d = a->hp.n_embd, ff = a->hp.n_ff;
+    float *T = NULL, *gain = NULL;
+    V[0] = V[1] = V[2] = NULL;
+    if (load_layer(a, g, l, "ffn_gate", d, ff, &V[0]) || load_layer(a, g, l, "ffn_up", d, ff, &V[1]) ||
+        load_layer(a, g, l, "ffn_down", ff, d, &T) ||
+        (g == a->pub && load_layer(a, g, l, "ffn_norm", d, 1, &gain)))
+        goto fail;
+    if (!(V[2] = transpose(T, d, ff))) {
+        ee_err_set(a->err, "out of memory (layer %d)", l);
+        goto fail;
+    }
+    if (gain) scale_cols(V[0], ff, d, gain), scale_cols(V[1], ff, d, gain);
+    free(T), free(gain);
+    return 0;
+fail:
+    free(T), free(gain), free(V[0]), free(V[1]), free(V[2]);
+    V[0] = V[1] = V[2] = NULL;
+    return -1;
+}
+
 /* ---- 3. stage 1: rotation from layer 0 ------------------------------------------------ */
 
 /* Rows of the Gram matrix X X^T, each sorted (descending): invariant under
@@ -301,6 +325,111 @@ done:
     return rc;
 }
 
+/* Per-channel invariants of an MLP under the scheme's transforms (residual
+ * rotation Q, channel permutation, positive scales c on up and 1/c on
+ * down): with g, u the gate and up rows and w the down column,
+ *   |g|, |u||w|, cos(g,u), cos(g,w), cos(u,w)
+ * (g'.w' = g Q^T Q w / c and |w'| = |w| / c, so c cancels), and the
+ * N_GRAM largest cosines of g with the layer's other gate rows (a
+ * permutation-free summary of its Gram row). Columns standardised by the
+ * public layer's statistics, so both sides share one scale. */
+#define N_SCALAR 5
+#define N_GRAM 16
+#define N_FEAT (N_SCALAR + N_GRAM)
+
+static int mlp_features(audit *a, float *V[3], float *F) {
+    const int d = a->hp.n_embd, ff = a->hp.n_ff;
+    float *Gn = malloc(sizeof(float) * (size_t)ff * d), *G = malloc(sizeof(float) * (size_t)ff * ff);
+    if (!Gn || !G) {
+        free(Gn), free(G);
+        return ee_err_set(a->err, "out of memory");
+    }
+    for (int j = 0; j < ff; j++) {
+        const float *g = V[0] + (size_t)j * d, *u = V[1] + (size_t)j * d, *w = V[2] + (size_t)j * d;
+        double gg = 0, uu = 0, ww = 0, gu = 0, gw = 0, uw = 0;
+        for (int c = 0; c < d; c++) {
+            gg += (double)g[c] * g[c], uu += (double)u[c] * u[c], ww += (double)w[c] * w[c];
+            gu += (double)g[c] * u[c], gw += (double)g[c] * w[c], uw += (double)u[c] * w[c];
+        }
+        double ng = sqrt(gg) + 1e-30, nu = sqrt(uu) + 1e-30, nw = sqrt(ww) + 1e-30;
+        float *f = F + (size_t)j * N_FEAT;
+        f[0] = (float)log(ng), f[1] = (float)log(nu * nw);
+        f[2] = (float)(gu / (ng * nu)), f[3] = (float)(gw / (ng * nw)), f[4] = (float)(uw / (nu * nw));
+        for (int c = 0; c < d; c++) Gn[(size_t)j * d + c] = (float)(g[c] / ng);
+    }
+    ee_sgemm_nt(Gn, Gn, G, ff, ff, d);
+#pragma omp parallel for num_threads(ee_kernels_threads()) schedule(static)
+    for (int j = 0; j < ff; j++) {
+        float top[N_GRAM];
+        for (int t = 0; t < N_GRAM; t++) top[t] = -INFINITY;
+        const float *row = G + (size_t)j * ff;
+        for (int k = 0; k < ff; k++) {
+            if (k == j || row[k] <= top[N_GRAM - 1]) continue;
+            int t = N_GRAM - 1;
+            while (t > 0 && top[t - 1] < row[k]) top[t] = top[t - 1], t--;
+            top[t] = row[k];
+        }
+        memcpy(F + (size_t)j * N_FEAT + N_SCALAR, top, sizeof top);
+    }
+    free(Gn), free(G);
+    return 0;
+}
+
+/* Stage 1 from invariants of (about 8 of) the layers: one assignment per
+ * layer on the standardised features, then Procrustes on all matched
+ * (unit) vectors.
+ * Wrong matches add noise that averages out; the right ones add up. */
+static int stage_rotation_invariants(audit *a) {
+    const int d = a->hp.n_embd, ff = a->hp.n_ff, L = a->hp.n_layer;
+    float *X[3] = {0}, *Y[3] = {0};
+    float *FX = malloc(sizeof(float) * (size_t)ff * N_FEAT), *FY = malloc(sizeof(float) * (size_t)ff * N_FEAT);
+    double *cost = malloc(sizeof(double) * (size_t)ff * ff), *M = calloc((size_t)d * d, sizeof(double));
+    int *match = malloc(sizeof(int) * ff);
+    int rc = -1;
+    if (!FX || !FY || !cost || !M || !match) {
+        ee_err_set(a->err, "out of memory in the rotation stage");
+        goto done;
+    }
+    const int stride = L > 8 ? L / 8 : 1; /* about 8 layers: enough pairs, bounded cost */
+    for (int l = 0; l < L; l += stride) {
+        if (load_mlp(a, a->pub, l, X) || load_mlp(a, a->enc, l, Y) || mlp_features(a, X, FX) ||
+            mlp_features(a, Y, FY))
+            goto done;
+        for (int k = 0; k < N_FEAT; k++) {
+            double s = 0, s2 = 0;
+            for (int j = 0; j < ff; j++) s += FX[(size_t)j * N_FEAT + k], s2 += (double)FX[(size_t)j * N_FEAT + k] * FX[(size_t)j * N_FEAT + k];
+            double mu = s / ff, sd = sqrt(fmax(s2 / ff - mu * mu, 1e-30));
+            for (int j = 0; j < ff; j++) {
+                FX[(size_t)j * N_FEAT + k] = (float)((FX[(size_t)j * N_FEAT + k] - mu) / sd);
+                FY[(size_t)j * N_FEAT + k] = (float)((FY[(size_t)j * N_FEAT + k] - mu) / sd);
+            }
+        }
+#pragma omp parallel for num_threads(ee_kernels_threads()) schedule(static)
+        for (int i = 0; i < ff; i++)
+            for (int j = 0; j < ff; j++) {
+                double c = 0;
+                for (int k = 0; k < N_FEAT; k++) {
+                    double t = (double)FX[(size_t)i * N_FEAT + k] - FY[(size_t)j * N_FEAT + k];
+                    c += t * t;
+                }
+                cost[(size_t)i * ff + j] = c;
+            }
+        if (ee_lap_solve(cost, ff, match, a->err)) goto done;
+        for (int k = 0; k < 3; k++) {
+            unit_rows(X[k], ff, d, NULL);
+            unit_rows(Y[k], ff, d, NULL);
+            if (procrustes_accumulate(a, M, X[k], Y[k], ff, match, NULL, NULL, NULL)) goto done;
+        }
+        for (int k = 0; k < 3; k++) free(X[k]), free(Y[k]), X[k] = Y[k] = NULL;
+    }
+    if (ee_procrustes(M, d, a->R, a->err)) goto done;
+    rc = 0;
+done:
+    for (int k = 0; k < 3; k++) free(X[k]), free(Y[k]);
+    free(FX), free(FY), free(cost), free(M), free(match);
+    return rc;
+}
+
 /* ---- 4. stage 2: refinement over every layer --------------------------------------- */
 
 /* One layer: match MLP channels by cos(gate) + cos(up) + cos(down) with the
@@ -315,27 +444,14 @@ static int refine_layer(audit *a, int l, double *M, int *n_sure, double *num, do
     uint8_t *sure = malloc((size_t)ff);
     int rc = -1;
     if (!match || !sure) goto oom;
-    if (load_layer(a, a->pub, l, "ffn_gate", d, ff, &X[0]) ||
-        load_layer(a, a->pub, l, "ffn_up", d, ff, &X[1]) ||
-        load_layer(a, a->pub, l, "ffn_down", ff, d, &T) ||
-        load_layer(a, a->pub, l, "ffn_norm", d, 1, &g))
-        goto done;
-    if (!(X[2] = transpose(T, d, ff))) goto oom; /* down columns as rows [ff][d] */
-    free(T), T = NULL;
-    if (load_layer(a, a->enc, l, "ffn_gate", d, ff, &Y[0]) ||
-        load_layer(a, a->enc, l, "ffn_up", d, ff, &Y[1]) ||
-        load_layer(a, a->enc, l, "ffn_down", ff, d, &T))
-        goto done;
-    if (!(Y[2] = transpose(T, d, ff))) goto oom;
-    scale_cols(X[0], ff, d, g);
-    scale_cols(X[1], ff, d, g);
+    if (load_mlp(a, a->pub, l, X) || load_mlp(a, a->enc, l, Y)) goto done;
     for (int k = 0; k < 3; k++) {
         if (!(nx[k] = malloc(sizeof(double) * ff)) || !(ny[k] = malloc(sizeof(double) * ff))) goto oom;
         unit_rows(X[k], ff, d, nx[k]);
         unit_rows(Y[k], ff, d, ny[k]);
         if (!(Z[k] = unrotate(a, Y[k], ff))) goto oom;
     }
-    if (!(S = malloc(sizeof(float) * (size_t)ff * ff)) || !(T = realloc(T, sizeof(float) * (size_t)ff * ff)))
+    if (!(S = malloc(sizeof(float) * (size_t)ff * ff)) || !(T = malloc(sizeof(float) * (size_t)ff * ff)))
         goto oom;
     ee_sgemm_nt(X[0], Z[0], S, ff, ff, d);
     for (int k = 1; k < 3; k++) {
@@ -365,38 +481,69 @@ done:
     return rc;
 }
 
+typedef struct round_stats {
+    int n_sure, full, n_spread;
+    double num, den;
+} round_stats;
+
+/* One pass over every layer with the current R: the confident matches,
+ * their Procrustes sums in M, residual and scale agreement. */
+static int refine_round(audit *a, double *M, double *spread, round_stats *st) {
+    const int d = a->hp.n_embd, L = a->hp.n_layer, ff = a->hp.n_ff;
+    memset(M, 0, sizeof(double) * (size_t)d * d);
+    memset(st, 0, sizeof *st);
+    for (int l = 0; l < L; l++) {
+        int before = st->n_sure;
+        if (refine_layer(a, l, M, &st->n_sure, &st->num, &st->den, spread, &st->n_spread, true))
+            return -1;
+        st->full += st->n_sure - before == ff;
+    }
+    return 0;
+}
+
+/* Rounds of matching and Procrustes until the confident matches stop
+ * growing. If the first round finds fewer than half the channels (the
+ * layer-0 start failed, e.g. under fine-tune noise), the start from every
+ * layer's invariants is tried too and the better one kept. */
 static int stage_refine(audit *a, ee_audit_result *res) {
     const int d = a->hp.n_embd, L = a->hp.n_layer, ff = a->hp.n_ff;
-    const int rounds = a->o.rounds > 0 ? a->o.rounds : 2;
-    double *M = malloc(sizeof(double) * (size_t)d * d);
+    const int max_rounds = a->o.rounds > 0 ? a->o.rounds : 6;
+    const size_t dd = (size_t)d * d;
+    double *M = malloc(sizeof(double) * dd), *R0 = malloc(sizeof(double) * dd);
     double *spread = malloc(sizeof(double) * (size_t)L * ff);
-    if (!M || !spread) {
-        free(M), free(spread);
-        return ee_err_set(a->err, "out of memory");
+    int rc = -1, prev = -1;
+    if (!M || !R0 || !spread) {
+        ee_err_set(a->err, "out of memory");
+        goto done;
     }
-    int rc = 0;
-    for (int r = 0; r < rounds && rc == 0; r++) {
-        const bool last = r == rounds - 1;
-        memset(M, 0, sizeof(double) * (size_t)d * d);
-        int n_sure = 0, n_spread = 0, full = 0;
-        double num = 0, den = 0;
-        for (int l = 0; l < L && rc == 0; l++) {
-            int before = n_sure;
-            rc = refine_layer(a, l, M, &n_sure, &num, &den, spread, &n_spread, last);
-            full += n_sure - before == ff;
+    for (int r = 0; r < max_rounds; r++) {
+        round_stats st;
+        if (refine_round(a, M, spread, &st)) goto done;
+        if (r == 0 && st.n_sure < L * ff / 2) {
+            round_stats st0 = st;
+            memcpy(R0, a->R, sizeof(double) * dd);
+            if (stage_rotation_invariants(a) || refine_round(a, M, spread, &st)) goto done;
+            res->rot_start = "per-channel MLP invariants";
+            if (st.n_sure <= st0.n_sure) { /* keep the layer-0 start */
+                memcpy(a->R, R0, sizeof(double) * dd);
+                res->rot_start = "layer-0 Gram rows";
+                if (refine_round(a, M, spread, &st)) goto done;
+            }
         }
-        if (rc) break;
-        if (last) {
-            res->mlp_perm_recovered = (double)n_sure / ((double)L * ff);
-            res->mlp_layers_full = full;
-            res->rot_residual = den > 0 ? sqrt(num / den) : NAN;
-            res->mlp_scale_spread = median(spread, n_spread);
-        }
-        /* A new rotation only from enough confident pairs (at least d, so
-         * Procrustes is determined); otherwise keep stage 1's. */
-        if (n_sure >= d && !last) rc = ee_procrustes(M, d, a->R, a->err);
+        res->mlp_perm_recovered = (double)st.n_sure / ((double)L * ff);
+        res->mlp_layers_full = st.full;
+        res->rot_residual = st.den > 0 ? sqrt(st.num / st.den) : NAN;
+        res->mlp_scale_spread = median(spread, st.n_spread);
+        res->rounds = r + 1;
+        /* A new rotation needs enough confident pairs to be determined. */
+        if (st.n_sure < d) break;
+        if (ee_procrustes(M, d, a->R, a->err)) goto done;
+        if (st.n_sure <= prev) break;
+        prev = st.n_sure;
     }
-    free(M), free(spread);
+    rc = 0;
+done:
+    free(M), free(R0), free(spread);
     return rc;
 }
 
@@ -453,7 +600,7 @@ static int stage_vocab(audit *a, ee_audit_result *res) {
     float *halfn = malloc(sizeof(float) * V);
     float *S = malloc(sizeof(float) * (size_t)VOCAB_BLOCK * V);
     cand *cands = malloc(sizeof(cand) * V);
-    double *best2 = malloc(sizeof(double) * V * 2);
+    double *best2 = malloc(sizeof(double) * V * 2); /* per row: d1^2, margin */
     int rc = -1;
     if (!FP || !FE) goto done;
     if (!P || !AP || !AE || !halfn || !S || !cands || !best2) {
@@ -487,21 +634,41 @@ static int stage_vocab(audit *a, ee_audit_result *res) {
 #pragma omp parallel for num_threads(ee_kernels_threads()) schedule(static)
     for (int e = 0; e < V; e++) {
         double b1 = INFINITY, b2 = INFINITY;
-        int j1 = -1;
+        int j1 = -1, j2 = -1;
         for (int t = 0; t < VOCAB_CAND; t++) {
             int j = cands[e].id[t];
             if (j < 0) continue;
             double dist = 0;
             const float *x = FP + (size_t)j * d2, *y = FE + (size_t)e * d2;
             for (int c = 0; c < d2; c++) dist += ((double)x[c] - y[c]) * ((double)x[c] - y[c]);
-            if (dist < b1) b2 = b1, b1 = dist, j1 = j;
-            else if (dist < b2) b2 = dist;
+            if (dist < b1) b2 = b1, j2 = j1, b1 = dist, j1 = j;
+            else if (dist < b2) b2 = dist, j2 = j;
         }
         res->vocab_map[e] = j1;
-        best2[2 * e] = b1, best2[2 * e + 1] = b2;
+        /* Distance of the point from the bisector between its two nearest
+         * public rows: how far noise would have to push it to flip. */
+        double sep = 0;
+        if (j2 >= 0)
+            for (int c = 0; c < d2; c++) {
+                double t = (double)FP[(size_t)j1 * d2 + c] - FP[(size_t)j2 * d2 + c];
+                sep += t * t;
+            }
+        best2[2 * e] = b1;
+        best2[2 * e + 1] = j2 < 0 ? INFINITY : sep > 0 ? (b2 - b1) / (2 * sqrt(sep)) : 0;
     }
-    /* Unambiguous: clearly nearer than the runner-up, and no other
-     * encrypted row claims the same public row. */
+    /* The noise level per coordinate, from the typical nearest distance
+     * (d1^2 ~ 2d sigma^2 for the right match): a match is unambiguous when
+     * the point lies more than VOCAB_SIGMAS sigma from the bisector, and
+     * no other encrypted row claims the same public row. Exact duplicates
+     * (margin 0) are never unambiguous. */
+    double *d1s = malloc(sizeof(double) * V);
+    if (!d1s) {
+        ee_err_set(a->err, "out of memory");
+        goto done;
+    }
+    for (int e = 0; e < V; e++) d1s[e] = best2[2 * e];
+    const double sigma = sqrt(median(d1s, V) / d2);
+    free(d1s);
     int *claims = calloc((size_t)V, sizeof(int));
     if (!claims) {
         ee_err_set(a->err, "out of memory");
@@ -512,7 +679,8 @@ static int stage_vocab(audit *a, ee_audit_result *res) {
     int n = 0;
     for (int e = 0; e < V; e++) {
         int j = res->vocab_map[e];
-        res->vocab_sure[e] = j >= 0 && claims[j] == 1 && best2[2 * e] < VOCAB_RATIO * best2[2 * e + 1];
+        res->vocab_sure[e] = j >= 0 && claims[j] == 1 && best2[2 * e + 1] > 0 &&
+                             best2[2 * e + 1] > VOCAB_SIGMAS * sigma;
         n += res->vocab_sure[e];
     }
     free(claims);
@@ -595,14 +763,19 @@ static int heads_of(audit *a, int l, const char *suffix, int n, int blk, const f
                              : INFINITY;
             free(q);
         }
+    /* Unambiguous: the pair is each other's best (row and column) and
+     * clearly ahead of the runner-up in its row. */
     for (int s = 0; s < n; s++) {
         double b1 = INFINITY, b2 = INFINITY;
+        int h1 = -1;
         for (int h = 0; h < n; h++) {
             double c = C[s * n + h];
-            if (c < b1) b2 = b1, b1 = c;
+            if (c < b1) b2 = b1, b1 = c, h1 = h;
             else if (c < b2) b2 = c;
         }
-        if (n == 1 ? b1 < 0.5 : b1 < HEAD_RATIO * b2) {
+        bool mutual = h1 >= 0;
+        for (int t = 0; t < n && mutual; t++) mutual = t == s || C[t * n + h1] > b1;
+        if (mutual && (n == 1 ? b1 < 0.5 : b1 < HEAD_RATIO * b2)) {
             (*n_sure)++;
             resid[(*n_resid)++] = b1;
         }
@@ -689,6 +862,7 @@ int ee_audit_run(const ee_gguf *enc, const ee_gguf *pub, const ee_audit_opts *op
         return ee_err_set(err, "out of memory");
     }
     double t0 = ee_now_ms(), t = t0;
+    res->rot_start = "layer-0 Gram rows";
     int rc = stage_rotation(&a, res) || stage_refine(&a, res);
     res->seconds_rotation = (ee_now_ms() - t) / 1e3;
     t = ee_now_ms();

@@ -11,7 +11,10 @@
  *   2. refinement over every layer: with Q undone, each layer's MLP
  *      channels are matched by the cosines of their gate, up and down
  *      vectors together (one assignment per layer), and Procrustes is
- *      solved again on all matched vectors; repeated;
+ *      solved again on all matched vectors; repeated until the confident
+ *      matches stop growing. When the layer-0 start fails (noise), a start
+ *      from per-channel invariants of many layers (norms and cosines that
+ *      the rotation, permutation and scales keep) is tried instead;
  *   3. vocabulary: each encrypted embedding + LM-head row, un-rotated, is
  *      matched to its nearest public row (random-projection candidates,
  *      exact re-ranking);
@@ -34,7 +37,8 @@ typedef struct ee_audit_opts {
      * tensor) added to every public weight the attack reads (0: none). */
     double perturb;
     uint64_t seed;   /* noise and projection seed */
-    int rounds;      /* refinement rounds over all layers (0: default 2) */
+    int rounds;      /* at most this many refinement rounds (0: 6); they stop when the
+                      * confident matches stop growing */
 } ee_audit_opts;
 
 typedef struct ee_audit_result {
@@ -46,6 +50,8 @@ typedef struct ee_audit_result {
     /* residual rotation */
     double rot_residual0;      /* ||X R - Y|| / ||Y|| on layer-0 gate rows, after stage 1 */
     double rot_residual;       /* the same over all matched MLP vectors, final */
+    const char *rot_start;     /* which start the rotation came from (static string) */
+    int rounds;                /* refinement rounds run */
     /* MLP channel permutations and scales */
     double mlp_perm_recovered; /* fraction of channels (all layers) matched unambiguously */
     double mlp_scale_spread;   /* median |c_up/c_down - 1| of the recovered scales */

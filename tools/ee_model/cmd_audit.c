@@ -9,6 +9,7 @@
 #include "ee_platform.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,9 @@ static const char *HELP_TEXT =
     "             tensor's std to every public weight before attacking\n"
     "  --json     one JSON object: vocab_recovered (0..1), seconds, text, ...\n"
     "  Exit status 0 whatever the audit finds (docs/SECURITY.md: threat table).\n";
+
+/* A JSON number, or null for NaN (e.g. a median over no matches). */
+static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
 static const char *verdict(double v) {
     if (v >= 0.99) return "EXPOSED: a worker holding these public weights reads every prompt and reply";
@@ -57,7 +61,7 @@ int cmd_audit(int argc, char **argv) {
     if (!f[MODEL].present || !f[PUBLIC].present)
         return cmd_fail("audit", "--model (the encrypted file) and --public (the public "
                                  "plaintext weights) are required");
-    ee_audit_opts o = {.rounds = 2};
+    ee_audit_opts o = {0};
     long threads = 2;
     if ((f[PERTURB].present && cli_float("--perturb", f[PERTURB].value, 0, 10, &o.perturb, &err)) ||
         (f[SEED].present && cli_u64("--seed", f[SEED].value, &o.seed, &err)) ||
@@ -132,22 +136,24 @@ int cmd_audit(int argc, char **argv) {
                                                         "the public weights; no key, no traffic"));
         json_object_set_new(j, "model", json_string(f[MODEL].value));
         json_object_set_new(j, "public", json_string(f[PUBLIC].value));
-        json_object_set_new(j, "perturb", json_real(o.perturb));
-        json_object_set_new(j, "vocab_recovered", json_real(r.vocab_recovered));
-        if (correct >= 0) json_object_set_new(j, "vocab_correct", json_real(correct));
-        json_object_set_new(j, "rotation_residual_layer0", json_real(r.rot_residual0));
-        json_object_set_new(j, "rotation_residual", json_real(r.rot_residual));
-        json_object_set_new(j, "mlp_perm_recovered", json_real(r.mlp_perm_recovered));
+        json_object_set_new(j, "perturb", jnum(o.perturb));
+        json_object_set_new(j, "vocab_recovered", jnum(r.vocab_recovered));
+        if (correct >= 0) json_object_set_new(j, "vocab_correct", jnum(correct));
+        json_object_set_new(j, "rotation_residual_layer0", jnum(r.rot_residual0));
+        json_object_set_new(j, "rotation_residual", jnum(r.rot_residual));
+        json_object_set_new(j, "rotation_start", json_string(r.rot_start ? r.rot_start : "?"));
+        json_object_set_new(j, "refinement_rounds", json_integer(r.rounds));
+        json_object_set_new(j, "mlp_perm_recovered", jnum(r.mlp_perm_recovered));
         json_object_set_new(j, "mlp_layers_full", json_integer(r.mlp_layers_full));
-        json_object_set_new(j, "mlp_scale_spread", json_real(r.mlp_scale_spread));
-        json_object_set_new(j, "heads_q_recovered", json_real(r.heads_q));
-        json_object_set_new(j, "heads_k_recovered", json_real(r.heads_k));
-        json_object_set_new(j, "heads_v_recovered", json_real(r.heads_v));
-        json_object_set_new(j, "head_map_residual", json_real(r.head_residual));
-        json_object_set_new(j, "seconds", json_real(r.seconds));
-        json_object_set_new(j, "seconds_rotation", json_real(r.seconds_rotation));
-        json_object_set_new(j, "seconds_vocab", json_real(r.seconds_vocab));
-        json_object_set_new(j, "seconds_heads", json_real(r.seconds_heads));
+        json_object_set_new(j, "mlp_scale_spread", jnum(r.mlp_scale_spread));
+        json_object_set_new(j, "heads_q_recovered", jnum(r.heads_q));
+        json_object_set_new(j, "heads_k_recovered", jnum(r.heads_k));
+        json_object_set_new(j, "heads_v_recovered", jnum(r.heads_v));
+        json_object_set_new(j, "head_map_residual", jnum(r.head_residual));
+        json_object_set_new(j, "seconds", jnum(r.seconds));
+        json_object_set_new(j, "seconds_rotation", jnum(r.seconds_rotation));
+        json_object_set_new(j, "seconds_vocab", jnum(r.seconds_vocab));
+        json_object_set_new(j, "seconds_heads", jnum(r.seconds_heads));
         json_object_set_new(j, "threads", json_integer(threads));
         if (text) json_object_set_new(j, "text", json_stringn(text, text_len));
         json_object_set_new(j, "verdict", json_string(verdict(r.vocab_recovered)));
@@ -164,8 +170,9 @@ int cmd_audit(int argc, char **argv) {
         printf("  vocabulary       %.2f%% of %d token ids recovered unambiguously", 100 * r.vocab_recovered,
                r.n_vocab);
         if (correct >= 0) printf(" (checked with --key: %.2f%% correct)", 100 * correct);
-        printf("\n  residual rotation  relative residual %.2g (layer 0), %.2g (all MLP vectors)\n",
-               r.rot_residual0, r.rot_residual);
+        printf("\n  residual rotation relative residual %.2g over all matched MLP vectors (start: %s,\n"
+               "                   %d refinement rounds)\n",
+               r.rot_residual, r.rot_start ? r.rot_start : "?", r.rounds);
         printf("  MLP permutations %.2f%% of channels, %d of %d layers complete; scales agree to %.2g\n",
                100 * r.mlp_perm_recovered, r.mlp_layers_full, r.n_layer, r.mlp_scale_spread);
         printf("  per-head maps    q %.0f%%, k %.0f%%, v %.0f%% of heads (median residual %.2g)\n",
