@@ -224,16 +224,23 @@ def audit(ee, enc, model, key, extra=()):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--eps", default="0.01,0.02,0.05,0.1,0.2,0.5,1.0")
     ap.add_argument("--requests", default="100,1000,10000")
     ap.add_argument("--samples", type=int, default=24, help="class 4: sequences drawn")
     ap.add_argument("--write", action="store_true", help="update docs/SECURITY.md")
     ap.add_argument("--json-out")
+    ap.add_argument("--from-json", help="render the table of an earlier --json-out, measuring nothing")
     args = ap.parse_args()
     ee = os.path.join(args.bin, "ee-model")
-    res = {"machine": f"{platform.node()} {os.cpu_count()} cpu", "date": time.strftime("%Y-%m-%d")}
+    if not args.model and not args.from_json:
+        sys.exit("security-report: --model PLAIN.gguf is required")
+    if args.from_json:  # re-render a measured run (no measuring)
+        res = json.load(open(args.from_json))
+        finish(res, args)
+        return
+    res = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     victim, reference, digest, nfiles = load_corpus()
     res["corpus"] = {"sha256": digest, "files": nfiles, "victim": len(victim),
                      "reference": len(reference)}
@@ -323,11 +330,27 @@ def main():
                          "seconds": time.time() - t0}
         print(f"class 4: oracle only {res['class4']['oracle_only']:.3f}, with traffic "
               f"{res['class4']['oracle_plus_traffic_bigram']:.3f}", file=sys.stderr)
-    table = render(res, args)
-    print(table)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(res, f, indent=1)
+    finish(res, args)
+
+
+def machine():
+    name = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} vCPU"
+
+
+def finish(res, args):
+    table = render(res, args)
+    print(table)
     if args.write:
         p = os.path.join(ROOT, "docs", "SECURITY.md")
         doc = open(p).read()
@@ -369,12 +392,15 @@ def render(res, args):
              f"or TEEs/MPC |")
     c2 = res["class2"]
     curve = ", ".join(f"eps {a['perturb']:g}: {pct(a['vocab_recovered'])}" for a in c2)
-    boundary = next((a["perturb"] for a in c2 if a["vocab_recovered"] < 0.5), None)
+    boundary = next((a for a in c2 if a["vocab_recovered"] < 0.5), None)
+    last_ok = [a for a in c2 if a["vocab_recovered"] >= 0.9]
     L.append(f"| 2. worker with a private fine-tune of a public base | encrypted fine-tune + public "
              f"base | the same audit; fine-tune simulated as Gaussian noise of eps x std on every "
              f"weight | {curve} | {c2[0]['seconds']:.0f}-{max(a['seconds'] for a in c2):.0f} s each | "
-             + (f"only weights farther than eps {boundary:g} from any public model resist this attack"
-                if boundary is not None else
+             + (f"none up to eps {last_ok[-1]['perturb']:g} ({pct(last_ok[-1]['vocab_recovered'])}"
+                f" recovered); recovery falls below half at eps {boundary['perturb']:g}. Whether a "
+                f"real fine-tune is that far from its base is measured by running the audit "
+                f"against the base" if boundary is not None and last_ok else
                 f"none measured: even eps {c2[-1]['perturb']:g} is recovered")
              + " |")
     c3 = res["class3"]

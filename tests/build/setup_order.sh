@@ -39,7 +39,9 @@ done
 
 targets=$( { make -C "$tree" -pRrq -f Makefile : 2>/dev/null || true; } \
           | sed -n 's/^\.PHONY: *//p' | tr ' ' '\n' | sort -u)
-readme=$(grep -oE '\bmake [a-z][a-z0-9-]*' "$ROOT/README.md" | awk '{ print $2 }' | sort -u)
+# README's make commands: lines of code blocks that start with make, and `make X`.
+readme=$( { grep -oE '^ *make [a-z][a-z0-9-]*' "$ROOT/README.md";
+            grep -oE '`make [a-z][a-z0-9-]*' "$ROOT/README.md"; } | awk '{ print $2 }' | sort -u)
 checked=0
 for t in $targets; do
   case " $NO_PACKAGES " in *" $t "*) continue ;; esac
