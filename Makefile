@@ -70,7 +70,7 @@ VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
 .PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status FORCE
+.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz
 
 all: $(BINS)
 
@@ -163,7 +163,7 @@ $(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBC
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
-test: test-setup test-unit test-model test-integration
+test: test-setup test-unit test-model test-fuzz test-integration
 
 # The setup contract (fresh machine: install before any compile or flag),
 # checked by dry runs of every target in a fresh copy of the tree. Needs no
@@ -242,6 +242,47 @@ security-report: $(BINS) $(MODEL) | $(STAMP)/venv
 
 bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 	$(PY) bench/bench_ee.py --model $(MODEL) --bin $(BUILD)/bin
+
+# ---- coverage-guided fuzzing (libFuzzer, clang from Debian) ------------------
+# One target per parser of untrusted bytes (tests/fuzz/fuzz_*.c), linked
+# with just the core files it needs. Seeds live in tests/fuzz/corpus/T; new
+# inputs go to build/fuzz/work/T, crashes to build/fuzz/crash-T-*.
+# make fuzz FUZZ_SECONDS=N runs each target N s; make test runs a short
+# smoke run of each (FUZZ_SMOKE_SECONDS).
+FUZZ_TARGETS = request reply gguf tokenizer config
+FUZZ_CC      = clang
+FUZZ_SAN     = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CORE    = ee_error ee_proto ee_gguf_read ee_dtype ee_tokenizer ee_tok_pretok ee_unicode \
+               ee_unicode_tables ee_chat ee_config
+FUZZ_OBJ     = $(FUZZ_CORE:%=$(BUILD)/fuzz/obj/core/%.o)
+FUZZ_BINS    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 8
+.SECONDARY: $(FUZZ_OBJ)
+
+$(BUILD)/fuzz/obj/%.o: %.c | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unknown-pragmas -Icore $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) -Icore $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz: $(FUZZ_BINS) $(MODEL)
+	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz/work/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  EE_FUZZ_MODEL=$(MODEL) $(BUILD)/fuzz/fuzz-$$t $(BUILD)/fuzz/work/$$t tests/fuzz/corpus/$$t \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- -print_final_stats=1 2>&1 | tail -n 12; done
+
+test-fuzz: $(FUZZ_BINS) $(MODEL)
+	@set -e; n=0; for t in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz/smoke/$$t; \
+	  EE_FUZZ_MODEL=$(MODEL) $(BUILD)/fuzz/fuzz-$$t $(BUILD)/fuzz/smoke/$$t tests/fuzz/corpus/$$t \
+	    -max_total_time=$(FUZZ_SMOKE_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- > $(BUILD)/fuzz/smoke-$$t.log 2>&1 \
+	    || { tail -n 40 $(BUILD)/fuzz/smoke-$$t.log; echo "fuzz smoke: $$t FAILED"; exit 1; }; \
+	  echo "fuzz smoke: $$t $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/smoke-$$t.log)"; n=$$((n+1)); done; \
+	echo "fuzz: $$n passed, 0 failed"
 
 # ---- local Kafka 3.9 (KRaft, loopback; docs/KAFKA.md) ---------------------
 # KAFKA_NODES=1 (127.0.0.1:9092) or 3 (9092,9094,9096); jars cached and data

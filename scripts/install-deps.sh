@@ -9,6 +9,7 @@ PKGS=(
   librdkafka-dev libjansson-dev libopenblas-dev libsodium-dev
   libmicrohttpd-dev libinih-dev uuid-dev          # the product's libraries
   check libsubunit-dev                            # unit and model test tiers
+  clang libclang-rt-14-dev                        # libFuzzer targets (make fuzz, test-fuzz)
   python3 python3-venv                            # test oracles, bench peers
   curl ca-certificates unzip jq kcat              # model fetch, demo, Kafka tests
   procps iproute2                                 # ps/pkill, ss (scripts/kafka.sh)
