@@ -137,6 +137,39 @@ void svc_release_jobs(svc *s, int cons, const rd_kafka_topic_partition_list_t *p
 #undef MATCH
 }
 
+/* Apply (assign) or give up (unassign) partitions for either rebalance
+ * protocol and report a failure, as librdkafka's examples do: logged with
+ * the partitions and counted, never dropped. A failed assign leaves those
+ * partitions unfetched until the next rebalance; the log and the metric are
+ * how an operator sees it. Returns whether it succeeded. */
+static bool rebalance_apply(svc *s, rd_kafka_t *rk, bool coop, bool assign,
+                            rd_kafka_topic_partition_list_t *parts, const char *group,
+                            json_t *fields) {
+    const char *what;
+    char msg[512] = "";
+    if (coop) {
+        rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
+                                     : rd_kafka_incremental_unassign(rk, parts);
+        what = assign ? "incremental_assign" : "incremental_unassign";
+        if (e) {
+            snprintf(msg, sizeof msg, "%s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign ? parts : NULL);
+        what = assign ? "assign" : "unassign";
+        if (e) snprintf(msg, sizeof msg, "%s", rd_kafka_err2str(e));
+    }
+    if (!msg[0]) return true;
+    json_t *f = json_deep_copy(fields);
+    json_object_set_new(f, "call", json_string(what));
+    json_object_set_new(f, "error", json_string(msg));
+    svc_log("error", "rebalance_call_failed", f);
+    ee_metrics_counter_inc(s->metrics, "ee_rebalance_errors_total",
+                           EE_LABELS({"group", group}, {"call", what}));
+    return false;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     svc *s = opaque;
@@ -152,10 +185,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     json_object_set_new(f, "partitions", pl);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_error_t *e = NULL;
-        if (coop) e = rd_kafka_incremental_assign(rk, parts);
-        else rd_kafka_assign(rk, parts);
-        if (e) rd_kafka_error_destroy(e);
+        rebalance_apply(s, rk, coop, true, parts, c ? c->group : "?", f);
         /* Our pause state wins, both ways: librdkafka keeps a partition's
          * application pause flag across an unassign/assign, so a partition
          * paused before a revoke would come back paused (and never be
@@ -171,23 +201,27 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * the first unfinished record. */
         if (c) {
             svc_release_jobs(s, c->idx, parts, (int)s->cfg->grace_ms);
-            rd_kafka_commit(rk, NULL, 0);
+            rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+            if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET) { /* nothing stored is not an error */
+                json_t *g = json_deep_copy(f);
+                json_object_set_new(g, "error", json_string(rd_kafka_err2str(ce)));
+                svc_log("warn", "commit_on_revoke_failed", g);
+            }
             for (int i = 0; i < parts->cnt; i++)
                 ee_offtrack_drop(s->track, c->idx, parts->elems[i].topic,
                                  parts->elems[i].partition);
         }
-        rd_kafka_error_t *e = NULL;
-        if (coop) e = rd_kafka_incremental_unassign(rk, parts);
-        else rd_kafka_assign(rk, NULL);
-        if (e) rd_kafka_error_destroy(e);
+        rebalance_apply(s, rk, coop, false, parts, c ? c->group : "?", f);
         ee_metrics_counter_inc(s->metrics, "ee_rebalances_total",
                                EE_LABELS({"group", c ? c->group : "?"}, {"kind", "revoke"}));
         svc_log("info", "partitions_revoked", f);
     } else {
         json_object_set_new(f, "error", json_string(rd_kafka_err2str(err)));
-        svc_log("error", "rebalance_error", f);
-        if (!coop) rd_kafka_assign(rk, NULL);
-        json_decref(NULL);
+        json_t *g = json_deep_copy(f);
+        svc_log("error", "rebalance_error", g);
+        if (!coop) rebalance_apply(s, rk, coop, false, parts, c ? c->group : "?", f);
+        json_decref(f);
+        f = NULL;
     }
     if (c) {
         rd_kafka_topic_partition_list_t *a = NULL;

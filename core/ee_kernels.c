@@ -37,11 +37,11 @@ bool ee_gemv_supported(ee_dtype t) {
 
 /* ---- scalar reference ---------------------------------------------------- */
 
-void ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows,
-                        int64_t cols, const float *x, int64_t ldx, int T, float *y,
-                        int64_t ldy, float beta) {
+int ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows,
+                       int64_t cols, const float *x, int64_t ldx, int T, float *y,
+                       int64_t ldy, float beta) {
     float *row = malloc((size_t)cols * sizeof(float));
-    if (!row) abort();
+    if (!row) return -1;
     for (int64_t r = 0; r < rows; r++) {
         ee_dequantize_row(t, (const uint8_t *)w + (size_t)r * row_bytes, row, (uint64_t)cols, NULL);
         for (int i = 0; i < T; i++) {
@@ -52,6 +52,7 @@ void ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t row
         }
     }
     free(row);
+    return 0;
 }
 
 /* ---- fused kernels ----------------------------------------------------------
@@ -287,10 +288,12 @@ void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, 
     }
 }
 
-/* Portable fallback: dequantize a row, then dot in f32. */
-static void rows_generic(const gemv_job *j, int64_t r0, int64_t r1) {
-    float *row = malloc((size_t)j->cols * sizeof(float));
-    if (!row) abort();
+/* Portable fallback: dequantize a row, then dot in f32. Returns -1 if the
+ * row buffer cannot be had (rows above 4096 values take the heap). */
+static int rows_generic(const gemv_job *j, int64_t r0, int64_t r1) {
+    float stack[4096];
+    float *row = j->cols <= 4096 ? stack : malloc((size_t)j->cols * sizeof(float));
+    if (!row) return -1;
     for (int64_t r = r0; r < r1; r++) {
         ee_dequantize_row(j->t, j->w + (size_t)r * j->row_bytes, row, (uint64_t)j->cols, NULL);
         for (int i = 0; i < j->T; i++) {
@@ -300,26 +303,27 @@ static void rows_generic(const gemv_job *j, int64_t r0, int64_t r1) {
             store_out(j, i, r, acc);
         }
     }
-    free(row);
+    if (row != stack) free(row);
+    return 0;
 }
 
-static void run_rows(const gemv_job *j, int64_t r0, int64_t r1) {
+static int run_rows(const gemv_job *j, int64_t r0, int64_t r1) {
 #if defined(__AVX512F__)
     switch (j->t) {
-    case EE_DT_Q4_1: rows_q4_1(j, r0, r1); return;
-    case EE_DT_Q4_0: rows_q4_0(j, r0, r1); return;
-    case EE_DT_Q8_0: rows_q8_0(j, r0, r1); return;
-    case EE_DT_F16: rows_f16(j, r0, r1); return;
-    case EE_DT_BF16: rows_bf16(j, r0, r1); return;
-    case EE_DT_F32: rows_f32(j, r0, r1); return;
+    case EE_DT_Q4_1: rows_q4_1(j, r0, r1); return 0;
+    case EE_DT_Q4_0: rows_q4_0(j, r0, r1); return 0;
+    case EE_DT_Q8_0: rows_q8_0(j, r0, r1); return 0;
+    case EE_DT_F16: rows_f16(j, r0, r1); return 0;
+    case EE_DT_BF16: rows_bf16(j, r0, r1); return 0;
+    case EE_DT_F32: rows_f32(j, r0, r1); return 0;
     default: break;
     }
 #endif
-    rows_generic(j, r0, r1);
+    return rows_generic(j, r0, r1);
 }
 
-void ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
-                    const float *x, int64_t ldx, int T, float *y, int64_t ldy, float beta) {
+int ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                   const float *x, int64_t ldx, int T, float *y, int64_t ldy, float beta) {
     gemv_job j = {.t = t, .w = w, .row_bytes = row_bytes, .cols = cols, .x = x, .ldx = ldx,
                   .T = T, .y = y, .ldy = ldy, .beta = beta, .xs = NULL};
     float xs_stack[EE_FUSED_MAX_T * 64];
@@ -329,7 +333,7 @@ void ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, i
         xs = (size_t)(T * nb) <= sizeof xs_stack / sizeof xs_stack[0]
                  ? xs_stack
                  : malloc((size_t)T * nb * sizeof(float));
-        if (!xs) abort();
+        if (!xs) return -1;
         for (int i = 0; i < T; i++)
             for (int64_t k = 0; k < nb; k++) {
                 float s = 0.0f;
@@ -338,21 +342,22 @@ void ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, i
             }
         j.xs = xs;
     }
-    int nt = g_threads;
+    int nt = g_threads, failed = 0;
     /* Below ~64K weights the fork/join costs more than it saves. */
     if (rows * cols < 65536 || rows < 2 * nt) nt = 1;
 #ifdef _OPENMP
     if (nt > 1) {
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) reduction(| : failed)
         {
             /* Row ranges rounded to 16 rows so threads never write the
              * same cache line of y. */
             int64_t a, b;
             ee_split_range(rows, omp_get_num_threads(), omp_get_thread_num(), 16, &a, &b);
-            if (a < b) run_rows(&j, a, b);
+            if (a < b) failed |= run_rows(&j, a, b) != 0;
         }
     } else
 #endif
-        run_rows(&j, 0, rows);
+        failed = run_rows(&j, 0, rows) != 0;
     if (xs && xs != xs_stack) free(xs);
+    return failed ? -1 : 0;
 }

@@ -28,14 +28,17 @@ bool ee_gemv_supported(ee_dtype t);
 
 /* Y[t][r] = beta * Y[t][r] + sum_c W[r][c] X[t][c] for r < rows, t < T
  * (T <= EE_FUSED_MAX_T). W: rows of row_bytes bytes in type t; cols a
- * multiple of the type's block. Rows are split across the OpenMP team. */
-void ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
-                    const float *x, int64_t ldx, int T, float *y, int64_t ldy, float beta);
+ * multiple of the type's block. Rows are split across the OpenMP team.
+ * Returns 0, or -1 when a scratch buffer cannot be allocated (Y is then
+ * incomplete; the caller reports out of memory). */
+int ee_gemv_stored(ee_dtype t, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                   const float *x, int64_t ldx, int T, float *y, int64_t ldy, float beta);
 
-/* Scalar reference of the same product (tests compare the two). */
-void ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows,
-                        int64_t cols, const float *x, int64_t ldx, int T, float *y,
-                        int64_t ldy, float beta);
+/* Scalar reference of the same product (tests compare the two); 0 or -1
+ * as above. */
+int ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows,
+                       int64_t cols, const float *x, int64_t ldx, int T, float *y,
+                       int64_t ldy, float beta);
 
 /* Dequantize rows [r0, r1) of a stored matrix into out ([r1-r0][cols]),
  * bit-identical to ee_dequantize_row (vectorised for Q4_1/Q4_0/Q8_0/F16/

@@ -351,6 +351,15 @@ static void swiglu_rows(float *g, const float *u, int T, int ff) {
     for (int r = 0; r < T; r++) ee_swiglu(g + (size_t)r * ff, u + (size_t)r * ff, (size_t)ff);
 }
 
+/* A matrix product of the forward pass; a failed scratch allocation ends
+ * the pass with an error (the caches' lengths are not advanced). */
+#define MUL(...)                                                                        \
+    do {                                                                                \
+        if (ee_mat_mul(__VA_ARGS__))                                                    \
+            return ee_err_set(err, "out of memory for the dequantization scratch of a " \
+                                   "matrix product");                                   \
+    } while (0)
+
 int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *err) {
     const ee_llama_model *m = c->m;
     const ee_llama_hparams *hp = &m->hp;
@@ -405,9 +414,9 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
         for (int r = 0; r < T; r++)
             ee_rmsnorm(c->xn + (size_t)r * d, c->x + (size_t)r * d, L->attn_norm, d,
                        hp->norm_eps);
-        ee_mat_mul(&L->wq, c->xn, d, T, c->q, qd, 0.0f);
-        ee_mat_mul(&L->wk, c->xn, d, T, c->k, kvd, 0.0f);
-        ee_mat_mul(&L->wv, c->xn, d, T, c->v, kvd, 0.0f);
+        MUL(&L->wq, c->xn, d, T, c->q, qd, 0.0f);
+        MUL(&L->wk, c->xn, d, T, c->k, kvd, 0.0f);
+        MUL(&L->wv, c->xn, d, T, c->v, kvd, 0.0f);
         for (int r = 0; r < T; r++) {
             const float *cs = c->rope + (size_t)r * hp->n_rot;
             ee_rope_apply(c->q + (size_t)r * qd, hp->n_head, hd, hp->n_rot, cs);
@@ -423,16 +432,16 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
             attend(c, kv, l, r0, n, p0);
             r0 += n;
         }
-        ee_mat_mul(&L->wo, c->att, qd, T, c->x, d, 1.0f); /* x += att Wo^T */
+        MUL(&L->wo, c->att, qd, T, c->x, d, 1.0f); /* x += att Wo^T */
 
         /* MLP block (SwiGLU). */
         for (int r = 0; r < T; r++)
             ee_rmsnorm(c->xn + (size_t)r * d, c->x + (size_t)r * d, L->ffn_norm, d,
                        hp->norm_eps);
-        ee_mat_mul(&L->w_gate, c->xn, d, T, c->gate, ff, 0.0f);
-        ee_mat_mul(&L->w_up, c->xn, d, T, c->up, ff, 0.0f);
+        MUL(&L->w_gate, c->xn, d, T, c->gate, ff, 0.0f);
+        MUL(&L->w_up, c->xn, d, T, c->up, ff, 0.0f);
         swiglu_rows(c->gate, c->up, T, ff);
-        ee_mat_mul(&L->w_down, c->gate, ff, T, c->x, d, 1.0f); /* x += h Wd^T */
+        MUL(&L->w_down, c->gate, ff, T, c->x, d, 1.0f); /* x += h Wd^T */
     }
 
     /* Final norm and LM head only for the rows that need logits. */
@@ -448,7 +457,7 @@ int ee_llama_forward(ee_llama_ctx *c, ee_llama_seq *seqs, int n_seqs, ee_err *er
             }
             r0 += sq->n_tokens;
         }
-        ee_mat_mul(&m->output, c->out_x, d, R, c->out_logits, hp->n_vocab, 0.0f);
+        MUL(&m->output, c->out_x, d, R, c->out_logits, hp->n_vocab, 0.0f);
         o = 0;
         for (int s = 0; s < n_seqs; s++) {
             const ee_llama_seq *sq = &seqs[s];

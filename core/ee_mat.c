@@ -96,44 +96,47 @@ static float *scratch(size_t n) {
 }
 
 /* Rows [r0, r1) of the product through OpenBLAS (single-threaded call). */
-static void mul_rows_blas(const ee_mat *m, int64_t r0, int64_t r1, const float *x, int64_t ldx,
-                          int64_t T, float *y, int64_t ldy, float beta) {
+static int mul_rows_blas(const ee_mat *m, int64_t r0, int64_t r1, const float *x, int64_t ldx,
+                         int64_t T, float *y, int64_t ldy, float beta) {
     const int cols = (int)m->cols, nr = (int)(r1 - r0);
     const float *w;
     if (m->type == EE_DT_F32) {
         w = (const float *)m->data + (size_t)r0 * cols;
     } else {
         float *buf = scratch((size_t)nr * cols);
-        if (!buf) abort(); /* a few MB of scratch: treated as fatal like a stack overflow */
+        if (!buf) return -1;
         ee_dequant_rows(m->type, m->data, m->row_bytes, cols, r0, r1, buf);
         w = buf;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, nr, cols, 1.0f, x, (int)ldx, w,
                 cols, beta, y + r0, (int)ldy);
+    return 0;
 }
 
-void ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T, float *y,
-                int64_t ldy, float beta) {
+int ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T, float *y,
+               int64_t ldy, float beta) {
     /* Up to EE_FUSED_BATCH_ROWS rows, passes of the fused kernel (8 rows
      * each) beat dequantize + sgemm: measured crossover ~32-48 rows on
      * SmolLM2 (docs/BENCHMARKS.md, "short prompts"). */
     if (T <= EE_FUSED_BATCH_ROWS && ee_gemv_supported(m->type)) {
         for (int64_t t0 = 0; t0 < T; t0 += EE_FUSED_MAX_T) {
             int n = T - t0 < EE_FUSED_MAX_T ? (int)(T - t0) : EE_FUSED_MAX_T;
-            ee_gemv_stored(m->type, m->data, m->row_bytes, m->rows, m->cols, x + t0 * ldx, ldx, n,
-                           y + t0 * ldy, ldy, beta);
+            if (ee_gemv_stored(m->type, m->data, m->row_bytes, m->rows, m->cols, x + t0 * ldx,
+                               ldx, n, y + t0 * ldy, ldy, beta))
+                return -1;
         }
-        return;
+        return 0;
     }
-    int nt = ee_kernels_threads();
+    int nt = ee_kernels_threads(), failed = 0;
     if (nt > 1 && m->rows >= 64 * nt) {
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) reduction(| : failed)
         {
             int64_t a, b;
             ee_split_range(m->rows, omp_get_num_threads(), omp_get_thread_num(), 16, &a, &b);
-            if (a < b) mul_rows_blas(m, a, b, x, ldx, T, y, ldy, beta);
+            if (a < b) failed |= mul_rows_blas(m, a, b, x, ldx, T, y, ldy, beta) != 0;
         }
     } else {
-        mul_rows_blas(m, 0, m->rows, x, ldx, T, y, ldy, beta);
+        failed = mul_rows_blas(m, 0, m->rows, x, ldx, T, y, ldy, beta) != 0;
     }
+    return failed ? -1 : 0;
 }

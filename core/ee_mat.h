@@ -44,8 +44,10 @@ void ee_mat_free(ee_mat *m);
 void ee_mat_row(const ee_mat *m, int64_t r, float *out);
 
 /* Y[T][rows] = X[T][cols] W^T + beta * Y. X rows are ldx apart, Y rows ldy
- * apart (ldx >= cols, ldy >= rows). */
-void ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T,
-                float *y, int64_t ldy, float beta);
+ * apart (ldx >= cols, ldy >= rows). Returns 0, or -1 when the scratch for
+ * dequantized rows cannot be allocated (Y incomplete; report out of
+ * memory). */
+int ee_mat_mul(const ee_mat *m, const float *x, int64_t ldx, int64_t T,
+               float *y, int64_t ldy, float beta);
 
 #endif

@@ -153,10 +153,25 @@ void ee_rope_apply(float *x, int n_heads, int hd, int n_rot, const float *cs) {
 }
 
 void ee_rope_adjacent(float *x, int n_heads, int hd, int n_rot, int pos, float theta) {
+    /* The table in pieces of 256 pairs (any n_rot, no allocation): the
+     * angle of pair i depends on i and n_rot only. */
     float cs[512];
-    if (n_rot > 512) abort(); /* head dims are <= 256 in every model we load */
-    ee_rope_table(cs, n_rot, pos, theta);
-    ee_rope_apply(x, n_heads, hd, n_rot, cs);
+    for (int i0 = 0; i0 < n_rot / 2; i0 += 256) {
+        const int np = n_rot / 2 - i0 < 256 ? n_rot / 2 - i0 : 256;
+        for (int i = 0; i < np; i++) {
+            double ang = (double)pos * pow((double)theta, -2.0 * (i0 + i) / n_rot);
+            cs[2 * i] = (float)cos(ang);
+            cs[2 * i + 1] = (float)sin(ang);
+        }
+        for (int h = 0; h < n_heads; h++) {
+            float *p = x + (size_t)h * hd + 2 * i0;
+            for (int i = 0; i < np; i++) {
+                float c = cs[2 * i], s = cs[2 * i + 1], x0 = p[2 * i], x1 = p[2 * i + 1];
+                p[2 * i] = x0 * c - x1 * s;
+                p[2 * i + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
 }
 
 float ee_dot(const float *a, const float *b, int n) {

@@ -31,8 +31,8 @@ static void check_type(ee_dtype t, int threads) {
         for (int b = 0; b < 2; b++) {
             float beta = (float)b;
             for (int i = 0; i < EE_FUSED_MAX_T * 100; i++) y0[i] = y1[i] = frand(&s);
-            ee_gemv_stored(t, w, rb, rows, cols, x, 600, T, y0, 100, beta);
-            ee_gemv_stored_ref(t, w, rb, rows, cols, x, 600, T, y1, 100, beta);
+            ck_assert_int_eq(ee_gemv_stored(t, w, rb, rows, cols, x, 600, T, y0, 100, beta), 0);
+            ck_assert_int_eq(ee_gemv_stored_ref(t, w, rb, rows, cols, x, 600, T, y1, 100, beta), 0);
             for (int i = 0; i < T; i++)
                 for (int r = 0; r < rows; r++) {
                     /* Error bound relative to sum |w||x| ~ cols/4. */

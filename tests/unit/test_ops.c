@@ -103,6 +103,24 @@ START_TEST(rope_adjacent_pairs_and_relative_positions) {
 }
 END_TEST
 
+/* Heads wider than the 512-value table: rotated piecewise, same angles as
+ * the definition (no abort, no allocation). */
+START_TEST(rope_wide_heads_match_definition) {
+    enum { HD = 1100, NR = 1100 };
+    static float x[2 * HD], y[2 * HD];
+    unsigned s = 5;
+    for (int i = 0; i < 2 * HD; i++) x[i] = y[i] = frand(&s);
+    ee_rope_adjacent(x, 2, HD, NR, 37, 10000.0f);
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < NR / 2; i++) {
+            double ang = 37.0 * pow(10000.0, -2.0 * i / NR);
+            double a = y[h * HD + 2 * i], b = y[h * HD + 2 * i + 1];
+            ck_assert_double_eq_tol(x[h * HD + 2 * i], a * cos(ang) - b * sin(ang), 1e-5);
+            ck_assert_double_eq_tol(x[h * HD + 2 * i + 1], a * sin(ang) + b * cos(ang), 1e-5);
+        }
+}
+END_TEST
+
 START_TEST(conv2d_matches_direct_sum) {
     enum { CI = 3, H = 5, W = 6, CO = 4, K = 3 };
     float in[CI * H * W], w[CO * CI * K * K], b[CO], out[CO * H * W];
@@ -163,6 +181,7 @@ Suite *suite_ops(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("ops");
     tcase_add_test(tc, rmsnorm_definition);
+    tcase_add_test(tc, rope_wide_heads_match_definition);
     tcase_add_test(tc, layernorm_definition);
     tcase_add_test(tc, activations_known_values);
     tcase_add_test(tc, softmax_sums_to_one_and_masks);
