@@ -166,8 +166,31 @@ static int publish_noreplace(const char *tmp, const char *path) {
     return -1;
 }
 
+/* The kinds of 32-byte secret file this project writes, told apart by
+ * their magic (same layout, same check, same rules). */
+static const struct {
+    const char *magic;
+    const char *what;
+} KINDS[] = {
+    {KEYFILE_MAGIC, "EE key"},
+    {EE_KEYFILE_POOL, "worker-pool sealing key"},
+    {EE_KEYFILE_CLIENT, "client signing key"},
+};
+
+static const char *kind_name(const char *magic) {
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (memcmp(KINDS[i].magic, magic, KEYFILE_MAGIC_LEN) == 0) return KINDS[i].what;
+    return NULL;
+}
+
 int ee_key_save(const ee_key *k, const char *path, ee_err *err) {
-    if (!k || !path || !*path) return ee_err_set(err, "key save: no key or empty path");
+    if (!k) return ee_err_set(err, "key save: no key");
+    return ee_keyfile_save(path, KEYFILE_MAGIC, k->secret, err);
+}
+
+int ee_keyfile_save(const char *path, const char *magic, const uint8_t secret[EE_KEY_BYTES],
+                    ee_err *err) {
+    if (!secret || !path || !*path) return ee_err_set(err, "key save: no key or empty path");
     if (ee_sodium_init(err) < 0) return -1;
     size_t plen = strlen(path);
     if (plen + 32 >= PATH_MAX) return ee_err_set(err, "key file path is too long (%zu bytes)", plen);
@@ -197,9 +220,9 @@ int ee_key_save(const ee_key *k, const char *path, ee_err *err) {
     if (fd < 0) return ee_err_set(err, "cannot create a temporary file next to %s", path);
 
     uint8_t buf[KEYFILE_LEN];
-    memcpy(buf, KEYFILE_MAGIC, KEYFILE_MAGIC_LEN);
-    memcpy(buf + KEYFILE_MAGIC_LEN, k->secret, EE_KEY_BYTES);
-    keyfile_check(buf + KEYFILE_MAGIC_LEN + EE_KEY_BYTES, k->secret);
+    memcpy(buf, magic, KEYFILE_MAGIC_LEN);
+    memcpy(buf + KEYFILE_MAGIC_LEN, secret, EE_KEY_BYTES);
+    keyfile_check(buf + KEYFILE_MAGIC_LEN + EE_KEY_BYTES, secret);
 
     const char *step = NULL;
     int e = 0;
@@ -249,8 +272,19 @@ static const char *file_kind(mode_t m) {
 }
 
 int ee_key_load(ee_key *k, const char *path, ee_err *err) {
-    if (!k || !path || !*path) return ee_err_set(err, "key load: no key or empty path");
+    if (!k) return ee_err_set(err, "key load: no key");
     sodium_memzero(k, sizeof *k);
+    uint8_t secret[EE_KEY_BYTES];
+    int rc = ee_keyfile_load(path, KEYFILE_MAGIC, secret, err);
+    if (rc == 0) ee_key_from_bytes(k, secret);
+    sodium_memzero(secret, sizeof secret);
+    return rc;
+}
+
+int ee_keyfile_load(const char *path, const char *magic, uint8_t secret[EE_KEY_BYTES],
+                    ee_err *err) {
+    if (!secret || !path || !*path) return ee_err_set(err, "key load: no key or empty path");
+    sodium_memzero(secret, EE_KEY_BYTES);
     if (ee_sodium_init(err) < 0) return -1;
 
     /* Symlinks are followed on purpose (secret mounts such as Kubernetes'
@@ -304,11 +338,19 @@ int ee_key_load(ee_key *k, const char *path, ee_err *err) {
     } else if (got != KEYFILE_LEN) {
         rc = ee_err_set(err, "key file %s is %s%zu bytes, expected %d", path,
                         got > KEYFILE_LEN ? "at least " : "", got, KEYFILE_LEN);
-    } else if (memcmp(buf, KEYFILE_MAGIC, KEYFILE_MAGIC_LEN) != 0) {
-        if (memcmp(buf, KEYFILE_MAGIC, 5) == 0 && buf[5] >= '0' && buf[5] <= '9' &&
-            buf[6] >= '0' && buf[6] <= '9' && buf[7] >= '0' && buf[7] <= '9')
-            rc = ee_err_set(err, "key file %s has unsupported version EEKEY%c%c%c (this build reads %s)",
-                            path, buf[5], buf[6], buf[7], KEYFILE_MAGIC);
+    } else if (memcmp(buf, magic, KEYFILE_MAGIC_LEN) != 0) {
+        /* Magic = letters + a version of trailing digits. */
+        size_t pre = KEYFILE_MAGIC_LEN;
+        while (pre > 0 && magic[pre - 1] >= '0' && magic[pre - 1] <= '9') pre--;
+        bool digits = true;
+        for (size_t i = pre; i < KEYFILE_MAGIC_LEN; i++) digits &= buf[i] >= '0' && buf[i] <= '9';
+        const char *other = kind_name((const char *)buf), *want = kind_name(magic);
+        if (other)
+            rc = ee_err_set(err, "key file %s is a %s, not a %s", path, other,
+                            want ? want : "key of this kind");
+        else if (memcmp(buf, magic, pre) == 0 && digits)
+            rc = ee_err_set(err, "key file %s has unsupported version %.8s (this build reads %.8s)",
+                            path, (const char *)buf, magic);
         else
             rc = ee_err_set(err, "key file %s is not an eeinfer key file (bad magic)", path);
     } else {
@@ -317,7 +359,7 @@ int ee_key_load(ee_key *k, const char *path, ee_err *err) {
         if (sodium_memcmp(check, buf + KEYFILE_MAGIC_LEN + EE_KEY_BYTES, KEYFILE_CHECK_LEN) != 0)
             rc = ee_err_set(err, "key file %s is corrupt (checksum mismatch)", path);
         else
-            ee_key_from_bytes(k, buf + KEYFILE_MAGIC_LEN);
+            memcpy(secret, buf + KEYFILE_MAGIC_LEN, EE_KEY_BYTES);
         sodium_memzero(check, sizeof check);
     }
     sodium_memzero(buf, sizeof buf);

@@ -42,6 +42,15 @@ void ee_key_from_bytes(ee_key *k, const uint8_t secret[EE_KEY_BYTES]);
 int ee_key_save(const ee_key *k, const char *path, ee_err *err);
 /* Read and verify (permissions, size, magic, check). */
 int ee_key_load(ee_key *k, const char *path, ee_err *err);
+/* The same file rules for any 32-byte secret, told apart by an 8-byte
+ * magic: EE keys ("EEKEY001"), worker-pool sealing keys and client
+ * signing keys (ee_seal.h). Loading a file of another kind names both. */
+#define EE_KEYFILE_POOL "EEPOOL01"
+#define EE_KEYFILE_CLIENT "EESIGN01"
+int ee_keyfile_save(const char *path, const char *magic, const uint8_t secret[EE_KEY_BYTES],
+                    ee_err *err);
+int ee_keyfile_load(const char *path, const char *magic, uint8_t secret[EE_KEY_BYTES],
+                    ee_err *err);
 /* Wipe the secret (sodium_memzero). */
 void ee_key_wipe(ee_key *k);
 
