@@ -70,7 +70,7 @@ VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
 .PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz
+.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal
 
 all: $(BINS)
 
@@ -222,6 +222,14 @@ bench-machine: $(BUILD)/bin/bench-machine
 $(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/bench-seal: bench/seal_cost.c $(LIBCORE) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Added cost per job of sealing and signing (docs/BENCHMARKS.md).
+bench-seal: $(BUILD)/bin/bench-seal
+	$(BUILD)/bin/bench-seal
 
 # Cross-runtime proof: stock llama.cpp serves the encrypted GGUF blind; our
 # client decrypts; the text equals llama.cpp on the plaintext model.
