@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 
@@ -122,8 +123,8 @@ static void free_classes(char **v, size_t n) {
 
 /* ---- keys of [worker] and [limits] ------------------------------------------ */
 
-typedef enum sect { S_NONE, S_WORKER, S_LIMITS, S_MODEL, S_KAFKA, S_TOPICS } sect;
-typedef enum ktype { K_U32, K_NAME, K_GROUP, K_CLASSES, K_ADDR } ktype;
+typedef enum sect { S_NONE, S_WORKER, S_LIMITS, S_MODEL, S_KAFKA, S_TOPICS, S_TENANT } sect;
+typedef enum ktype { K_U32, K_NAME, K_GROUP, K_CLASSES, K_ADDR, K_PATH } ktype;
 
 typedef struct keydef {
     sect section;
@@ -144,6 +145,11 @@ static const keydef KEYS[] = {
     {S_WORKER, "group", K_GROUP, 0, 0, OFF(group)},
     {S_WORKER, "metrics_bind", K_ADDR, 0, 0, OFF(metrics_bind)},
     {S_WORKER, "max_batch", K_U32, 1, EE_CONFIG_BATCH_MAX, OFF(max_batch)},
+    {S_WORKER, "require_sealed", K_U32, 0, 1, OFF(require_sealed)},
+    {S_WORKER, "require_signed", K_U32, 0, 1, OFF(require_signed)},
+    {S_WORKER, "pool_key", K_PATH, 0, 0, OFF(pool_key)},
+    {S_WORKER, "replay_window_ms", K_U32, 1000, EE_CONFIG_REPLAY_WINDOW_MAX, OFF(replay_window_ms)},
+    {S_WORKER, "replay_capacity", K_U32, 1, EE_CONFIG_REPLAY_CAPACITY_MAX, OFF(replay_capacity)},
     {S_LIMITS, "max_prompt_tokens", K_U32, 1, EE_CONFIG_TOKENS_MAX, OFF(max_prompt_tokens)},
     {S_LIMITS, "max_new_tokens", K_U32, 1, EE_CONFIG_TOKENS_MAX, OFF(max_new_tokens)},
     {S_LIMITS, "max_request_bytes", K_U32, 1, EE_CONFIG_REQUEST_BYTES_MAX, OFF(max_request_bytes)},
@@ -154,7 +160,8 @@ static const keydef KEYS[] = {
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 static const char *WORKER_KEYS =
-    "name, threads, classes, max_inflight, max_batch, grace_ms, metrics_port, metrics_bind, group";
+    "name, threads, classes, max_inflight, max_batch, grace_ms, metrics_port, metrics_bind, group, "
+    "require_sealed, require_signed, pool_key, replay_window_ms, replay_capacity";
 static const char *TOPICS_KEYS = "create, partitions, replication_factor";
 static const char *LIMITS_KEYS = "max_prompt_tokens, max_new_tokens, max_request_bytes";
 
@@ -264,6 +271,9 @@ static int set_known(ee_config *c, const keydef *k, const char *where, const cha
                               where, show(k->name, value).s);
         return set_string(c, k, where, value, err);
     }
+    case K_PATH:
+        if (!*value) return ee_err_set(err, "%s: empty path", where);
+        return set_string(c, k, where, value, err);
     case K_CLASSES: {
         char **v = NULL;
         size_t n = 0;
@@ -275,6 +285,80 @@ static int set_known(ee_config *c, const keydef *k, const char *where, const cha
     }
     }
     return ee_err_set(err, "%s: internal error", where);
+}
+
+/* ---- tenants -------------------------------------------------------------------- */
+
+static bool valid_tenant_model(const char *s) { return strcmp(s, "*") == 0 || ee_proto_valid_name(s); }
+static bool valid_tenant_class(const char *s) { return strcmp(s, "*") == 0 || valid_class(s); }
+
+/* "a, b" -> a fresh list of items that pass ok(); what names an item. */
+static int parse_list(const char *where, const char *value, bool (*ok)(const char *),
+                      const char *what, char ***out, size_t *n_out, ee_err *err) {
+    char **v = NULL;
+    size_t n = 0;
+    const char *p = value;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        char *item = xstrndup(p, (size_t)(e - p));
+        char **nv = item ? realloc(v, (n + 1) * sizeof *nv) : NULL;
+        if (!nv) {
+            free(item);
+            free_classes(v, n);
+            return ee_err_set(err, "%s: out of memory", where);
+        }
+        v = nv;
+        v[n++] = item;
+        if (!ok(item)) {
+            ee_err_set(err, "%s: '%s' is not a %s (or *)", where, show(what, item).s, what);
+            free_classes(v, n);
+            return -1;
+        }
+        for (size_t i = 0; i + 1 < n; i++)
+            if (strcmp(v[i], item) == 0) {
+                ee_err_set(err, "%s: duplicate %s '%s'", where, what, item);
+                free_classes(v, n);
+                return -1;
+            }
+        if (!comma) break;
+        p = comma + 1;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static int parse_pk_hex(const char *where, const char *value, uint8_t pk[32], ee_err *err) {
+    size_t len = strlen(value), got = 0;
+    bool hex = len == 64;
+    for (size_t i = 0; hex && i < len; i++)
+        hex = (value[i] >= '0' && value[i] <= '9') || (value[i] >= 'a' && value[i] <= 'f') ||
+              (value[i] >= 'A' && value[i] <= 'F');
+    if (!hex || sodium_hex2bin(pk, 32, value, len, NULL, &got, NULL) != 0 || got != 32)
+        return ee_err_set(err, "%s: '%s' is not an Ed25519 public key (64 hex characters, as "
+                               "'ee-producer keygen' prints)", where, show("public_key", value).s);
+    return 0;
+}
+
+static bool list_has(char *const *v, size_t n, const char *s) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], "*") == 0 || strcmp(v[i], s) == 0) return true;
+    return false;
+}
+
+const ee_config_tenant *ee_config_tenant_find(const ee_config *c, const char *name) {
+    for (size_t i = 0; name && i < c->n_tenants; i++)
+        if (strcmp(c->tenants[i].name, name) == 0) return &c->tenants[i];
+    return NULL;
+}
+
+bool ee_config_tenant_allows(const ee_config_tenant *t, const char *model, const char *cls) {
+    return list_has(t->models, t->n_models, model) &&
+           (t->n_classes == 0 || list_has(t->classes, t->n_classes, cls));
 }
 
 /* ---- models and kafka ----------------------------------------------------------- */
@@ -389,6 +473,8 @@ void ee_config_init(ee_config *c) {
     c->topics_create = 1;
     c->topic_partitions = EE_CONFIG_DEFAULT_PARTITIONS;
     c->topic_replication = EE_CONFIG_DEFAULT_REPLICATION;
+    c->replay_window_ms = EE_CONFIG_DEFAULT_REPLAY_WINDOW_MS;
+    c->replay_capacity = EE_CONFIG_DEFAULT_REPLAY_CAPACITY;
     /* name stays NULL until set: it must be malloc'd to be freeable. */
 }
 
@@ -398,7 +484,14 @@ void ee_config_free(ee_config *c) {
     free(c->name);
     free(c->group);
     free(c->metrics_bind);
+    free(c->pool_key);
     free_classes(c->classes, c->n_classes);
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        free(c->tenants[i].name);
+        free_classes(c->tenants[i].models, c->tenants[i].n_models);
+        free_classes(c->tenants[i].classes, c->tenants[i].n_classes);
+    }
+    free(c->tenants);
     for (size_t i = 0; i < c->n_models; i++) {
         free(c->models[i].name);
         free(c->models[i].path);
@@ -432,6 +525,9 @@ typedef struct pstate {
     int *model_line;        /* header line and path line per model */
     int *path_line;
     int *kafka_line;        /* line of each kafka key */
+    size_t tenant_idx;      /* current [tenant X] */
+    int *tenant_line;       /* header line per tenant */
+    int tenant_seen[3];     /* lines of public_key, models, classes in the current one */
 } pstate;
 
 static int fail(pstate *st, int line) {
@@ -504,10 +600,40 @@ static int on_header(pstate *st, const char *start) {
         snprintf(st->cur_name, sizeof st->cur_name, "[model %s]", m);
         return 0;
     }
+    if (strncmp(name, "tenant", 6) == 0 && is_space(name[6])) {
+        const char *m = name + 6;
+        while (is_space(*m)) m++;
+        char where[160];
+        snprintf(where, sizeof where, "%s:%d: [%s]", st->file, st->line, name);
+        if (!ee_proto_valid_name(m))
+            return fail(st, st->line),
+                   ee_err_set(st->err, "%s: '%s' is not a tenant name ([A-Za-z0-9._-]{1,%d})", where,
+                              show("tenant", m).s, EE_PROTO_NAME_MAX);
+        ee_config *c = st->c;
+        for (size_t i = 0; i < c->n_tenants; i++)
+            if (strcmp(c->tenants[i].name, m) == 0)
+                return fail(st, st->line),
+                       ee_err_set(st->err, "%s: duplicate section (first at line %d)", where,
+                                  st->tenant_line[i]);
+        int *tl = realloc(st->tenant_line, (c->n_tenants + 1) * sizeof *tl);
+        if (tl) st->tenant_line = tl;
+        ee_config_tenant *t = tl ? realloc(c->tenants, (c->n_tenants + 1) * sizeof *t) : NULL;
+        if (t) c->tenants = t;
+        char *nm = t ? xstrdup(m) : NULL;
+        if (!nm) return fail(st, st->line), ee_err_set(st->err, "%s: out of memory", where);
+        memset(&c->tenants[c->n_tenants], 0, sizeof *t);
+        c->tenants[c->n_tenants].name = nm;
+        st->tenant_idx = c->n_tenants;
+        st->tenant_line[c->n_tenants++] = st->line;
+        memset(st->tenant_seen, 0, sizeof st->tenant_seen);
+        st->cur = S_TENANT;
+        snprintf(st->cur_name, sizeof st->cur_name, "[tenant %s]", m);
+        return 0;
+    }
     return fail(st, st->line),
            ee_err_set(st->err,
-                      "%s:%d: unknown section [%s] (expected [worker], [limits], [topics], [model NAME] or "
-                      "[kafka])",
+                      "%s:%d: unknown section [%s] (expected [worker], [limits], [topics], [model NAME], "
+                      "[tenant NAME] or [kafka])",
                       st->file, st->line, show("section", name).s);
 }
 
@@ -598,6 +724,30 @@ static int handler(void *user, const char *section, const char *name, const char
             return fail(st, st->line), 0;
         return 1;
     }
+    case S_TENANT: {
+        static const char *const TK[3] = {"public_key", "models", "classes"};
+        int k = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(name, TK[i]) == 0) k = i;
+        if (k < 0) {
+            ee_err_set(st->err, "%s: unknown key (known: public_key, models, classes)", where);
+            return fail(st, st->line), 0;
+        }
+        if (st->tenant_seen[k]) {
+            ee_err_set(st->err, "%s: duplicate key (first at line %d)", where, st->tenant_seen[k]);
+            return fail(st, st->line), 0;
+        }
+        st->tenant_seen[k] = st->line;
+        ee_config_tenant *t = &c->tenants[st->tenant_idx];
+        int rc = k == 0 ? parse_pk_hex(where, value, t->pk, st->err)
+                 : k == 1 ? parse_list(where, value, valid_tenant_model, "model name", &t->models,
+                                       &t->n_models, st->err)
+                          : parse_list(where, value, valid_tenant_class, "class name", &t->classes,
+                                       &t->n_classes, st->err);
+        if (rc) return fail(st, st->line), 0;
+        if (k == 0) t->has_pk = true;
+        return 1;
+    }
     case S_KAFKA: {
         for (size_t i = 0; i < c->n_kafka; i++)
             if (strcmp(c->kafka[i].key, name) == 0) {
@@ -644,7 +794,13 @@ static int parse_text(ee_config *c, const char *file, const char *text, size_t l
                                  st.model_line[i], c->models[i].name);
                 break;
             }
+        for (size_t i = 0; ret == 0 && i < c->n_tenants; i++)
+            if (!c->tenants[i].has_pk || c->tenants[i].n_models == 0)
+                ret = ee_err_set(err, "%s:%d: [tenant %s]: missing %s", c->source,
+                                 st.tenant_line[i], c->tenants[i].name,
+                                 !c->tenants[i].has_pk ? "public_key" : "models (names or *)");
     }
+    free(st.tenant_line);
     free(st.model_line);
     free(st.path_line);
     free(st.kafka_line);
@@ -795,6 +951,13 @@ int ee_config_validate(const ee_config *c, ee_err *err) {
             if (strcmp(c->kafka[i].key, c->kafka[j].key) == 0)
                 return ee_err_set(err, "%s: [kafka] %s: duplicate key", src, c->kafka[i].key);
     }
+    /* Sealed and signed jobs need their keys. */
+    if (c->require_sealed && !c->pool_key)
+        return ee_err_set(err, "%s: [worker] require_sealed = 1 needs pool_key (the pool's key "
+                               "file, made by 'ee-consumer keygen')", src);
+    if (c->require_signed && c->n_tenants == 0)
+        return ee_err_set(err, "%s: [worker] require_signed = 1 needs at least one [tenant NAME] "
+                               "section (public_key, models)", src);
     return 0;
 }
 

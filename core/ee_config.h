@@ -52,6 +52,10 @@
 #define EE_CONFIG_DEFAULT_PARTITIONS 4
 #define EE_CONFIG_DEFAULT_REPLICATION 1
 #define EE_CONFIG_DEFAULT_METRICS_BIND "127.0.0.1"
+#define EE_CONFIG_DEFAULT_REPLAY_WINDOW_MS 600000u  /* 10 minutes */
+#define EE_CONFIG_DEFAULT_REPLAY_CAPACITY 1000000u
+#define EE_CONFIG_REPLAY_WINDOW_MAX 86400000u        /* one day */
+#define EE_CONFIG_REPLAY_CAPACITY_MAX 16777216u
 
 typedef struct ee_config_kv {
     char *key;
@@ -62,6 +66,18 @@ typedef struct ee_config_model {
     char *name; /* ee_proto_valid_name: appears in topics */
     char *path; /* encrypted GGUF */
 } ee_config_model;
+
+/* [tenant NAME]: a client allowed to submit signed jobs (docs/PROTOCOL.md,
+ * "Sealed and signed jobs"). */
+typedef struct ee_config_tenant {
+    char *name;       /* ee_proto_valid_name; the ee-tenant header */
+    uint8_t pk[32];   /* Ed25519 public key (public_key = 64 hex) */
+    bool has_pk;
+    char **models;    /* model names it may use; one "*" = all */
+    size_t n_models;
+    char **classes;   /* classes it may use; one "*" = all; none = all */
+    size_t n_classes;
+} ee_config_tenant;
 
 typedef struct ee_config {
     char *source; /* file path, "<string>" or NULL (init only); for messages */
@@ -77,6 +93,12 @@ typedef struct ee_config {
     char *group;           /* NULL: ee-workers.<model>.<class> per pair */
     char *metrics_bind;    /* IP literal; NULL: 127.0.0.1 */
     uint32_t max_batch;    /* jobs decoded together in one forward, 1..64 */
+    /* sealed and signed jobs (ee_seal.h) */
+    uint32_t require_sealed;   /* 0/1: refuse request records that are not sealed */
+    uint32_t require_signed;   /* 0/1: refuse jobs without a valid tenant signature */
+    char *pool_key;            /* the pool's X25519 key file (needed to open sealed jobs) */
+    uint32_t replay_window_ms; /* signed jobs: accepted timestamp skew and id memory */
+    uint32_t replay_capacity;  /* ids remembered at most (the oldest are dropped) */
 
     /* [limits] */
     uint32_t max_prompt_tokens; /* 1..1048576 */
@@ -91,6 +113,10 @@ typedef struct ee_config {
     /* [model NAME] */
     ee_config_model *models; /* file order, then overrides */
     size_t n_models;
+
+    /* [tenant NAME] */
+    ee_config_tenant *tenants;
+    size_t n_tenants;
 
     /* [kafka]: librdkafka properties, file order (overrides replace in place
      * or append). */
@@ -125,6 +151,11 @@ int ee_config_set_override(ee_config *c, const char *key, const char *value, ee_
 int ee_config_validate(const ee_config *c, ee_err *err);
 
 /* ---- accessors ------------------------------------------------------------ */
+
+/* The tenant named name, or NULL. */
+const ee_config_tenant *ee_config_tenant_find(const ee_config *c, const char *name);
+/* Whether tenant t may use model / class. */
+bool ee_config_tenant_allows(const ee_config_tenant *t, const char *model, const char *cls);
 
 /* c->name, or EE_CONFIG_DEFAULT_NAME when unset. */
 const char *ee_config_name(const ee_config *c);

@@ -25,6 +25,9 @@ static const char *const code_names[EE_PROTO_E_COUNT] = {
     [EE_PROTO_E_OVERLOADED] = "overloaded",
     [EE_PROTO_E_INTERNAL] = "internal",
     [EE_PROTO_E_SHUTTING_DOWN] = "shutting_down",
+    [EE_PROTO_E_UNAUTHENTICATED] = "unauthenticated",
+    [EE_PROTO_E_FORBIDDEN] = "forbidden",
+    [EE_PROTO_E_REPLAYED] = "replayed",
 };
 
 const char *ee_proto_code_name(ee_proto_code c) {

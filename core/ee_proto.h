@@ -73,6 +73,10 @@ typedef enum ee_proto_code {
     EE_PROTO_E_OVERLOADED,          /* worker refused for load (retryable) */
     EE_PROTO_E_INTERNAL,            /* worker bug or resource failure */
     EE_PROTO_E_SHUTTING_DOWN,       /* worker stopping mid-job (retryable) */
+    /* appended, never renumbered: sealed and signed jobs */
+    EE_PROTO_E_UNAUTHENTICATED,     /* unsigned, badly signed, unknown tenant, unopenable */
+    EE_PROTO_E_FORBIDDEN,           /* the tenant may not use this model or class */
+    EE_PROTO_E_REPLAYED,            /* id seen within the window, or timestamp outside it */
     EE_PROTO_E_COUNT
 } ee_proto_code;
 

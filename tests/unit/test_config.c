@@ -147,6 +147,7 @@ typedef struct bad_case {
     const char *want2;
 } bad_case;
 
+#define PK "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 static const bad_case BAD[] = {
     {"[worker]\nname = w\n\n\n\n\nthreads = two\n",
      "<string>:7: [worker] threads: 'two' is not an integer in 1..256", NULL},
@@ -211,6 +212,20 @@ static const bad_case BAD[] = {
      "<string>:4: [kafka] client.id: duplicate key (first at line 2)", NULL},
     {"[kafka]\nclient.id = a\tb\n", "<string>:2: [kafka] client.id: 'a\\x09b' contains a control",
      NULL},
+    /* sealed and signed jobs */
+    {"[worker]\nrequire_sealed = yes\n", "<string>:2: [worker] require_sealed: 'yes' is not an integer in 0..1", NULL},
+    {"[worker]\nreplay_window_ms = 10\n", "<string>:2: [worker] replay_window_ms:", "1000..86400000"},
+    {"[worker]\npool_key =\n", "<string>:2: [worker] pool_key: empty path", NULL},
+    {"[tenant acme]\npublic_key = abc\nmodels = *\n", "<string>:2: [tenant acme] public_key: 'abc' is not an Ed25519 public key", NULL},
+    {"[tenant acme]\nmodels = *\n", "<string>:1: [tenant acme]: missing public_key", NULL},
+    {"[tenant acme]\npublic_key = " PK "\n", "<string>:1: [tenant acme]: missing models", NULL},
+    {"[tenant acme]\npublic_key = " PK "\nmodels = smollm2, bad/name\n", "<string>:3: [tenant acme] models: 'bad/name' is not a model name", NULL},
+    {"[tenant acme]\npublic_key = " PK "\nmodels = a, a\n", "<string>:3: [tenant acme] models: duplicate model name 'a'", NULL},
+    {"[tenant acme]\npublic_key = " PK "\nmodels = a\nclasses = Small\n", "<string>:4: [tenant acme] classes: 'Small' is not a class name", NULL},
+    {"[tenant acme]\npublic_key = " PK "\npublic_key = " PK "\n", "<string>:3: [tenant acme] public_key: duplicate key (first at line 2)", NULL},
+    {"[tenant acme]\nkey = x\n", "<string>:2: [tenant acme] key: unknown key (known: public_key, models, classes)", NULL},
+    {"[tenant acme]\npublic_key = " PK "\nmodels = *\n[tenant acme]\n", "<string>:4: [tenant acme]: duplicate section (first at line 1)", NULL},
+    {"[tenant bad/x]\n", "<string>:1: [tenant bad/x]: 'bad/x' is not a tenant name", NULL},
     /* the first error wins, whether inih's or ours */
     {"[worker]\nbroken line\nthreads = x\n", "<string>:2: syntax error", NULL},
     {"[worker]\nthreads = x\nbroken line\n", "<string>:2: [worker] threads:", NULL},
@@ -228,6 +243,48 @@ START_TEST(bad_config_case) {
     /* freed on failure; a later free is harmless */
     ck_assert_ptr_null(c.models);
     ck_assert_ptr_null(c.kafka);
+    ee_config_free(&c);
+}
+END_TEST
+
+START_TEST(tenants_and_sealing_settings) {
+    ee_config c;
+    ee_err err = {{0}};
+    const char *text = "[worker]\nclasses = small, large\nrequire_sealed = 1\nrequire_signed = 1\n"
+                       "pool_key = /keys/pool.key\nreplay_window_ms = 60000\n"
+                       "[model smollm2]\npath = /m.gguf\n"
+                       "[tenant acme]\npublic_key = " PK "\nmodels = smollm2\nclasses = small\n"
+                       "[tenant ops]\npublic_key = " PK "\nmodels = *\n";
+    ck_assert_msg(ee_config_load_string(&c, text, &err) == 0, "%s", err.msg);
+    ck_assert_msg(ee_config_validate(&c, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(c.require_sealed, 1);
+    ck_assert_uint_eq(c.require_signed, 1);
+    ck_assert_str_eq(c.pool_key, "/keys/pool.key");
+    ck_assert_uint_eq(c.replay_window_ms, 60000);
+    ck_assert_uint_eq(c.replay_capacity, EE_CONFIG_DEFAULT_REPLAY_CAPACITY);
+    ck_assert_uint_eq(c.n_tenants, 2);
+    const ee_config_tenant *a = ee_config_tenant_find(&c, "acme"), *o = ee_config_tenant_find(&c, "ops");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_null(ee_config_tenant_find(&c, "nobody"));
+    ck_assert_uint_eq(a->pk[0], 0x01);
+    ck_assert_uint_eq(a->pk[31], 0xef);
+    ck_assert(ee_config_tenant_allows(a, "smollm2", "small"));
+    ck_assert(!ee_config_tenant_allows(a, "smollm2", "large"));
+    ck_assert(!ee_config_tenant_allows(a, "other", "small"));
+    ck_assert(ee_config_tenant_allows(o, "other", "large"));
+    ck_assert_int_eq(ee_config_set_override(&c, "worker.require_sealed", "0", &err), 0);
+    ck_assert_uint_eq(c.require_sealed, 0);
+    ee_config_free(&c);
+    /* The settings need their keys. */
+    ck_assert_int_eq(ee_config_load_string(&c, "[worker]\nclasses = small\nrequire_sealed = 1\n"
+                                               "[model m]\npath = /m\n", &err), 0);
+    ck_assert_int_eq(ee_config_validate(&c, &err), -1);
+    ASSERT_HAS(err.msg, "require_sealed = 1 needs pool_key");
+    ee_config_free(&c);
+    ck_assert_int_eq(ee_config_load_string(&c, "[worker]\nclasses = small\nrequire_signed = 1\n"
+                                               "[model m]\npath = /m\n", &err), 0);
+    ck_assert_int_eq(ee_config_validate(&c, &err), -1);
+    ASSERT_HAS(err.msg, "require_signed = 1 needs at least one [tenant NAME]");
     ee_config_free(&c);
 }
 END_TEST
@@ -540,6 +597,7 @@ Suite *suite_config(void) {
     tcase_add_test(tc, defaults_and_string);
     tcase_add_loop_test(tc, bad_config_case, 0, N_BAD);
     tcase_add_test(tc, file_errors);
+    tcase_add_test(tc, tenants_and_sealing_settings);
     tcase_add_test(tc, empty_fails_validation);
     tcase_add_test(tc, long_lines);
     suite_add_tcase(s, tc);

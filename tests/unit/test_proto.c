@@ -696,7 +696,8 @@ START_TEST(error_codes) {
                                         "key_mismatch",  "too_large",
                                         "bad_token",     "expired",
                                         "overloaded",    "internal",
-                                        "shutting_down"};
+                                        "shutting_down", "unauthenticated",
+                                        "forbidden",     "replayed"};
     ck_assert_int_eq(sizeof names / sizeof names[0], EE_PROTO_E_COUNT - 1);
     for (int c = 1; c < EE_PROTO_E_COUNT; c++) {
         ck_assert_str_eq(ee_proto_code_name((ee_proto_code)c), names[c - 1]);
