@@ -60,7 +60,7 @@ int main(void) {
             ee_sign_request(&client, &f, sig);
             double t2 = ee_now_ms();
             if (ee_verify_request(client.pk, &f, sig, &err) ||
-                ee_replay_check(rp, "acme", id, 1000, 1000) != EE_REPLAY_FRESH) {
+                ee_replay_check(rp, "acme", id, 0, 1000, 1000) != EE_REPLAY_FRESH) {
                 fprintf(stderr, "verify failed: %s\n", err.msg);
                 return 1;
             }

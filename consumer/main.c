@@ -14,6 +14,7 @@
 
 static const char *USAGE =
     "usage: ee-consumer [--config FILE] [options]\n"
+    "       ee-consumer keygen --out POOL.key   (the pool's sealing key pair)\n"
     "  Serves encrypted models (made by `ee-model encrypt`) to Kafka: consumes\n"
     "  ee.requests.<model>.<class>, replies to each request's reply_to topic,\n"
     "  dead-letters what cannot be answered to ee.dlq. Never needs a key.\n"
@@ -33,6 +34,9 @@ static const char *USAGE =
     "  --kafka PROP=VALUE       librdkafka property (repeatable)\n"
     "  --set SECTION.KEY=VALUE  any config key (repeatable)\n"
     "  --check                  load and validate config and models, then exit\n"
+    "sealed and signed jobs (docs/PROTOCOL.md): [worker] pool_key, require_sealed,\n"
+    "  require_signed, replay_window_ms and [tenant NAME] sections in the config\n"
+    "  (or --set worker.require_sealed=1 ...)\n"
     "exit status: 0 after a clean shutdown, 1 on bad configuration or a startup\n"
     "failure, 3 after an unrecoverable Kafka error (unanswered jobs are\n"
     "redelivered). A fatal error of the reply producer is recovered in place.\n";
@@ -60,8 +64,34 @@ static int split_override(ee_config *c, const char *flag, const char *prefix, co
     return ee_config_set_override(c, key, eq + 1, err);
 }
 
+/* ee-consumer keygen --out POOL.key: the worker pool's X25519 key pair
+ * (secret file 0600, never overwritten); prints the public key clients
+ * seal to. */
+static int keygen(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        puts("usage: ee-consumer keygen --out POOL.key\n"
+             "  Writes the worker pool's X25519 secret (mode 0600, never overwritten) and\n"
+             "  prints its public key (64 hex), which clients seal jobs to\n"
+             "  (ee-producer --pool-pk). Workers load it with [worker] pool_key.");
+        return 0;
+    }
+    if (argc != 3 || strcmp(argv[1], "--out") != 0) return fail("usage: ee-consumer keygen --out POOL.key");
+    ee_err err = {{0}};
+    ee_pool_key k;
+    if (ee_pool_key_generate(&k, &err) || ee_pool_key_save(&k, argv[2], &err)) {
+        ee_seal_wipe(&k, sizeof k);
+        return fail(err.msg);
+    }
+    char pk[EE_SEAL_PK_HEX];
+    ee_seal_pk_hex(k.pk, pk);
+    ee_seal_wipe(&k, sizeof k);
+    puts(pk);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     ee_platform_init(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return keygen(argc - 1, argv + 1);
     ee_config cfg;
     ee_config_init(&cfg);
     ee_err err = {{0}};
@@ -183,7 +213,7 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (svc_models_open(s, &err)) goto out;
+    if (svc_models_open(s, &err) || svc_auth_open(s, &err)) goto out;
     if (check_only) {
         printf("ok: %zu model(s), %zu class(es)\n", cfg.n_models, cfg.n_classes);
         exit_code = 0;
@@ -270,6 +300,7 @@ out:
     free(s->retry);
     svc_kafka_close(s);
     svc_models_close(s);
+    svc_auth_close(s);
     svc_metrics_close(s);
     ee_offtrack_free(s->track);
     ee_config_free(&cfg);

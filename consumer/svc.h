@@ -27,6 +27,7 @@
 #include "ee_metrics.h"
 #include "ee_offtrack.h"
 #include "ee_proto.h"
+#include "ee_seal.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -78,6 +79,15 @@ typedef struct svc_job {
     bool has_id, has_reply_to;
     char id[EE_PROTO_ID_MAX + 1];
     char reply_to[EE_PROTO_TOPIC_MAX + 1];
+    /* sealed and signed jobs (svc_auth.c) */
+    uint8_t *body;              /* the opened request body (sealed records), else NULL */
+    size_t body_len;
+    bool was_sealed;            /* the record value was sealed */
+    bool seal_reply;            /* replies are sealed to reply_pk */
+    uint8_t reply_pk[EE_SEAL_PK_BYTES];
+    bool signed_ok;             /* a tenant's valid signature covered it */
+    int64_t hdr_deadline;       /* ee-deadline header (signed) */
+    char tenant[EE_PROTO_NAME_MAX + 1];
     /* the request (valid once parsed) */
     ee_proto_request req;
     bool parsed;
@@ -148,6 +158,12 @@ typedef struct svc {
     atomic_bool fatal_final;    /* unrecoverable (consumer fatal, no new producer) */
     atomic_bool kafka_down;     /* no broker UP in the last statistics */
 
+    /* sealed and signed jobs: the pool key (when configured) and the
+     * replay window (when tenants are configured); poll thread only */
+    ee_pool_key pool;
+    bool have_pool;
+    ee_replay *replay;
+
     ee_metrics *metrics;
     ee_metrics_server *http;
     atomic_llong tokens_generated;
@@ -191,6 +207,24 @@ void svc_on_delivery(svc *s, const rd_kafka_message_t *m);
 int svc_infer_start(svc *s, ee_err *err);
 void svc_infer_stop(svc *s);
 void svc_enqueue(svc *s, svc_job *j);
+
+/* svc_auth.c: sealed and signed jobs (docs/PROTOCOL.md). */
+int svc_auth_open(svc *s, ee_err *err);   /* pool key, replay window */
+void svc_auth_close(svc *s);
+/* Before parsing: reads the routing headers (so refusals can be answered),
+ * verifies the tenant signature, the replay window and the tenant's rights,
+ * and opens a sealed value into j->body. Returns 0, or -1 with j->code and
+ * j->message set. */
+int svc_auth_check(svc *s, svc_job *j);
+/* After parsing: the body must agree with the signed headers, and a sealed
+ * job must name its reply key. Returns 0 or -1 as above. */
+int svc_auth_after_parse(svc *s, svc_job *j);
+/* A sealed body failed to parse: seal the error reply if it names a reply
+ * key anyway, else strip the message of body details. */
+void svc_auth_parse_failed(svc_job *j);
+/* A reply value for j: sealed to its reply key when the request was sealed
+ * (js is consumed either way); NULL on failure. */
+char *svc_auth_reply_value(svc_job *j, char *js, size_t *len);
 
 /* svc_models.c */
 int svc_models_open(svc *s, ee_err *err);

@@ -57,6 +57,10 @@ void svc_job_free(svc_job *j) {
     free(j->topic);
     free(j->key);
     free(j->value);
+    if (j->body) {
+        ee_seal_wipe(j->body, j->body_len); /* the opened request */
+        free(j->body);
+    }
     if (j->headers) rd_kafka_headers_destroy(j->headers);
     ee_proto_request_free(&j->req);
     free(j->out);
@@ -92,19 +96,32 @@ void svc_handle_job(svc *s, svc_job *j) {
         return;
     }
     const svc_model *topic_model = &s->models[j->model];
+    /* Sealed and signed jobs: signature, replay, rights, opening. */
+    if (svc_auth_check(s, j) != 0) {
+        answer_error(s, j);
+        return;
+    }
+    const char *body = j->body ? (const char *)j->body : j->value;
+    size_t body_len = j->body ? j->body_len : j->value_len;
     ee_proto_error perr;
     memset(&perr, 0, sizeof perr);
-    if (ee_proto_parse_request(j->value ? j->value : "", j->value_len, &topic_model->limits, &j->req,
-                               &perr) != 0) {
-        j->has_id = perr.has_id;
-        j->has_reply_to = perr.has_reply_to;
+    if (ee_proto_parse_request(body ? body : "", body_len, &topic_model->limits, &j->req, &perr) != 0) {
+        /* Where to answer: the body's id/reply_to if it had them, else the
+         * routing headers'. */
         if (perr.has_id) snprintf(j->id, sizeof j->id, "%s", perr.id);
         if (perr.has_reply_to) snprintf(j->reply_to, sizeof j->reply_to, "%s", perr.reply_to);
+        j->has_id |= perr.has_id;
+        j->has_reply_to |= perr.has_reply_to;
         set_error(j, perr.code, perr.message);
+        svc_auth_parse_failed(j);
         answer_error(s, j);
         return;
     }
     j->parsed = true;
+    if (svc_auth_after_parse(s, j) != 0) {
+        answer_error(s, j);
+        return;
+    }
     j->has_id = j->has_reply_to = true;
     snprintf(j->id, sizeof j->id, "%s", j->req.id);
     snprintf(j->reply_to, sizeof j->reply_to, "%s", j->req.reply_to);
@@ -177,8 +194,9 @@ void svc_send_partial(svc *s, svc_job *j, const int32_t *toks, size_t n) {
                         .tokens = (int32_t *)toks, .n_tokens = n, .worker = (char *)s->name};
     ee_err err = {{0}};
     char *js = ee_proto_reply_to_json(&r, &err);
-    if (!js) return;
-    if (produce(s, j->reply_to, j->id, strlen(j->id), js, strlen(js), reply_headers(j), NULL) ==
+    size_t len = 0;
+    if (!js || !(js = svc_auth_reply_value(j, js, &len))) return;
+    if (produce(s, j->reply_to, j->id, strlen(j->id), js, len, reply_headers(j), NULL) ==
         RD_KAFKA_RESP_ERR_NO_ERROR)
         j->seq++;
 }
@@ -212,6 +230,8 @@ void svc_send_final(svc *s, svc_job *j) {
     } else {
         js = ee_proto_error_reply_json(j->id, j->code, j->message, s->name, j->seq, &err);
     }
+    size_t len = 0;
+    if (js && !(js = svc_auth_reply_value(j, js, &len))) snprintf(err.msg, sizeof err.msg, "sealing the reply failed");
     if (!js) { /* a bug: say so in the dead letter rather than lose the job */
         set_error(j, EE_PROTO_E_INTERNAL, err.msg);
         svc_send_dlq(s, j);
@@ -219,8 +239,7 @@ void svc_send_final(svc *s, svc_job *j) {
     }
     j->state = JOB_REPLYING;
     j->dlq = false;
-    rd_kafka_resp_err_t e =
-        produce(s, j->reply_to, j->id, strlen(j->id), js, strlen(js), reply_headers(j), j);
+    rd_kafka_resp_err_t e = produce(s, j->reply_to, j->id, strlen(j->id), js, len, reply_headers(j), j);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) dead_letter_reply(s, j, e);
 }
 
@@ -228,9 +247,12 @@ void svc_send_dlq(svc *s, svc_job *j) {
     j->state = JOB_REPLYING;
     j->dlq = true;
     if (j->code == EE_PROTO_OK) set_error(j, EE_PROTO_E_INTERNAL, "dead-lettered");
+    /* A sealed job's error message may quote its body (an id out of
+     * range, say): the dead letter, which brokers store, keeps only the code. */
     ee_proto_dlq_info d = {.topic = j->topic, .partition = j->partition, .offset = j->offset,
                            .timestamp_ms = j->timestamp_ms, .group = s->cons[j->cons].group,
-                           .code = j->code, .message = j->message};
+                           .code = j->code,
+                           .message = j->body ? "details withheld: sealed job" : j->message};
     ee_proto_header hd[EE_PROTO_DLQ_NHDR];
     ee_err err = {{0}};
     rd_kafka_headers_t *h = j->headers ? rd_kafka_headers_copy(j->headers) : rd_kafka_headers_new(8);

@@ -390,6 +390,17 @@ static int parse_fields(json_t *root, const ee_proto_limits *lim, ee_proto_reque
                  "session: must be 1..%d bytes without control characters", EE_PROTO_ID_MAX);
         if (dup_into(&r->session, json_string_value(v), err)) return -1;
     }
+
+    if ((v = opt(root, "reply_pk"))) { /* sealed jobs: the key the reply is sealed to */
+        const char *pkh = json_is_string(v) ? json_string_value(v) : NULL;
+        bool hex = pkh && strlen(pkh) == 64;
+        for (size_t i = 0; hex && i < 64; i++)
+            hex = (pkh[i] >= '0' && pkh[i] <= '9') || (pkh[i] >= 'a' && pkh[i] <= 'f');
+        if (!hex)
+            FAIL(EE_PROTO_E_BAD_REQUEST, "reply_pk: must be 64 lowercase hex characters (an "
+                                         "X25519 public key)");
+        if (dup_into(&r->reply_pk, pkh, err)) return -1;
+    }
     return 0;
 }
 
@@ -438,6 +449,7 @@ void ee_proto_request_free(ee_proto_request *r) {
     free(r->tokens);
     free(r->params.stop_ids);
     free(r->reply_to);
+    free(r->reply_pk);
     memset(r, 0, sizeof *r);
 }
 
@@ -520,6 +532,7 @@ char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
     put(root, "reply_to", json_string(r->reply_to), &bad);
     if (r->deadline_ms) put(root, "deadline_ms", json_integer(r->deadline_ms), &bad);
     put(root, "stream", json_boolean(r->stream), &bad);
+    if (r->reply_pk) put(root, "reply_pk", json_string(r->reply_pk), &bad);
     /* json_string returns NULL for invalid UTF-8: reported as a failed put */
     return dump(root, bad, 17, err);
 }

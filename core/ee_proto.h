@@ -32,6 +32,11 @@
 /* Request record headers (mirror the JSON; workers trust the JSON). */
 #define EE_PROTO_HDR_ID "ee-id"
 #define EE_PROTO_HDR_REPLY_TO "ee-reply-to"
+/* Signed jobs (values covered by the signature, ee_seal.h). */
+#define EE_PROTO_HDR_TENANT "ee-tenant"
+#define EE_PROTO_HDR_TS "ee-ts"             /* epoch ms when signed */
+#define EE_PROTO_HDR_DEADLINE "ee-deadline" /* epoch ms; absent = none */
+#define EE_PROTO_HDR_SIG "ee-sig"           /* 128 hex: Ed25519 signature */
 
 /* Dead-letter record headers (values are UTF-8 text, numbers in decimal). */
 #define EE_PROTO_HDR_DLQ_TOPIC "ee-dlq-topic"
@@ -136,6 +141,7 @@ typedef struct ee_proto_request {
     char *reply_to;    /* Kafka topic */
     int64_t deadline_ms; /* absolute epoch ms; 0 = none */
     bool stream;
+    char *reply_pk;    /* optional: 64 lowercase hex, X25519 key the reply is sealed to */
 } ee_proto_request;
 
 /* Parse and validate a request record (not NUL-terminated: len bytes).

@@ -187,6 +187,7 @@ int ee_verify_request(const uint8_t pk[EE_SEAL_PK_BYTES], const ee_signed_fields
 typedef struct replay_entry {
     uint64_t h;     /* SipHash of tenant || 0 || id */
     int64_t ts;     /* the job's timestamp */
+    uint64_t where; /* the record it came in */
     int32_t next;   /* next entry in the bucket chain, -1 at the end */
 } replay_entry;
 
@@ -241,8 +242,8 @@ static void drop_oldest(ee_replay *r) {
     r->n--;
 }
 
-ee_replay_verdict ee_replay_check(ee_replay *r, const char *tenant, const char *id, int64_t ts_ms,
-                                  int64_t now_ms) {
+ee_replay_verdict ee_replay_check(ee_replay *r, const char *tenant, const char *id, uint64_t where,
+                                  int64_t ts_ms, int64_t now_ms) {
     /* Forget what the timestamp rule now covers (oldest inserted first). */
     while (r->n > 0 && r->ring[(r->head + r->cap - r->n) % r->cap].ts < now_ms - r->window)
         drop_oldest(r);
@@ -265,10 +266,11 @@ ee_replay_verdict ee_replay_check(ee_replay *r, const char *tenant, const char *
         h = a ^ (b * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull);
     }
     for (int32_t i = r->bucket[h & (r->nb - 1)]; i >= 0; i = r->ring[i].next)
-        if (r->ring[i].h == h) return EE_REPLAY_SEEN;
+        if (r->ring[i].h == h)
+            return where && r->ring[i].where == where ? EE_REPLAY_FRESH : EE_REPLAY_SEEN;
     if (r->n == r->cap) drop_oldest(r);
     size_t i = r->head;
-    r->ring[i] = (replay_entry){.h = h, .ts = ts_ms, .next = r->bucket[h & (r->nb - 1)]};
+    r->ring[i] = (replay_entry){.h = h, .ts = ts_ms, .where = where, .next = r->bucket[h & (r->nb - 1)]};
     r->bucket[h & (r->nb - 1)] = (int32_t)i;
     r->head = (r->head + 1) % r->cap;
     r->n++;

@@ -113,8 +113,11 @@ typedef enum ee_replay_verdict {
     EE_REPLAY_TOO_OLD = 2,   /* ts_ms < now - window */
     EE_REPLAY_FUTURE = 3,    /* ts_ms > now + window */
 } ee_replay_verdict;
-ee_replay_verdict ee_replay_check(ee_replay *r, const char *tenant, const char *id, int64_t ts_ms,
-                                  int64_t now_ms);
+/* where identifies the record (e.g. a hash of topic, partition and
+ * offset; 0 = unknown): the same record seen again is a redelivery
+ * (after a rebalance or a retry), not a replay, and stays FRESH. */
+ee_replay_verdict ee_replay_check(ee_replay *r, const char *tenant, const char *id, uint64_t where,
+                                  int64_t ts_ms, int64_t now_ms);
 size_t ee_replay_size(const ee_replay *r);
 
 #endif

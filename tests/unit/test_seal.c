@@ -150,32 +150,37 @@ START_TEST(replay_window) {
     ee_err err = {{0}};
     ee_replay *r = ee_replay_open(4, 1000, &err);
     ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(ee_replay_check(r, "a", "j1", 100, 100), EE_REPLAY_FRESH);
-    ck_assert_int_eq(ee_replay_check(r, "a", "j1", 100, 150), EE_REPLAY_SEEN);
-    ck_assert_int_eq(ee_replay_check(r, "b", "j1", 100, 150), EE_REPLAY_FRESH); /* per tenant */
-    ck_assert_int_eq(ee_replay_check(r, "a", "j2", -1000, 150), EE_REPLAY_TOO_OLD);
-    ck_assert_int_eq(ee_replay_check(r, "a", "j2", 1300, 150), EE_REPLAY_FUTURE);
+    ck_assert_int_eq(ee_replay_check(r, "a", "j1", 0, 100, 100), EE_REPLAY_FRESH);
+    ck_assert_int_eq(ee_replay_check(r, "a", "j1", 0, 100, 150), EE_REPLAY_SEEN);
+    ck_assert_int_eq(ee_replay_check(r, "b", "j1", 0, 100, 150), EE_REPLAY_FRESH); /* per tenant */
+    /* The same record again (a redelivery) is not a replay; another record
+     * with the same id is. */
+    ck_assert_int_eq(ee_replay_check(r, "c", "j1", 77, 100, 150), EE_REPLAY_FRESH);
+    ck_assert_int_eq(ee_replay_check(r, "c", "j1", 77, 100, 160), EE_REPLAY_FRESH);
+    ck_assert_int_eq(ee_replay_check(r, "c", "j1", 78, 100, 160), EE_REPLAY_SEEN);
+    ck_assert_int_eq(ee_replay_check(r, "a", "j2", 0, -1000, 150), EE_REPLAY_TOO_OLD);
+    ck_assert_int_eq(ee_replay_check(r, "a", "j2", 0, 1300, 150), EE_REPLAY_FUTURE);
     /* After the window the entry is forgotten, and the timestamp rule
      * refuses the same record instead. */
-    ck_assert_int_eq(ee_replay_check(r, "a", "j1", 100, 1200), EE_REPLAY_TOO_OLD);
+    ck_assert_int_eq(ee_replay_check(r, "a", "j1", 0, 100, 1200), EE_REPLAY_TOO_OLD);
     ck_assert_uint_eq(ee_replay_size(r), 0);
     /* Bounded: the oldest are dropped beyond the capacity. */
     char id[16];
     for (int i = 0; i < 10; i++) {
         snprintf(id, sizeof id, "k%d", i);
-        ck_assert_int_eq(ee_replay_check(r, "a", id, 2000, 2000), EE_REPLAY_FRESH);
+        ck_assert_int_eq(ee_replay_check(r, "a", id, 0, 2000, 2000), EE_REPLAY_FRESH);
     }
     ck_assert_uint_eq(ee_replay_size(r), 4);
-    ck_assert_int_eq(ee_replay_check(r, "a", "k9", 2000, 2001), EE_REPLAY_SEEN);
-    ck_assert_int_eq(ee_replay_check(r, "a", "k0", 2000, 2001), EE_REPLAY_FRESH); /* evicted */
+    ck_assert_int_eq(ee_replay_check(r, "a", "k9", 0, 2000, 2001), EE_REPLAY_SEEN);
+    ck_assert_int_eq(ee_replay_check(r, "a", "k0", 0, 2000, 2001), EE_REPLAY_FRESH); /* evicted */
     /* Many entries through a small table keep the chains consistent. */
     ee_replay *big = ee_replay_open(1000, 1 << 30, &err);
     for (int i = 0; i < 20000; i++) {
         snprintf(id, sizeof id, "x%d", i);
-        ck_assert_int_eq(ee_replay_check(big, "t", id, i, i), EE_REPLAY_FRESH);
+        ck_assert_int_eq(ee_replay_check(big, "t", id, 0, i, i), EE_REPLAY_FRESH);
         if (i >= 1) {
             snprintf(id, sizeof id, "x%d", i - 1);
-            ck_assert_int_eq(ee_replay_check(big, "t", id, i, i), EE_REPLAY_SEEN);
+            ck_assert_int_eq(ee_replay_check(big, "t", id, 0, i, i), EE_REPLAY_SEEN);
         }
     }
     ee_replay_close(big);
