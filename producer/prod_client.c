@@ -31,7 +31,34 @@ fail:
     return -1;
 }
 
+int prod_client_secure(prod_client *c, const char *pool_pk_hex, const char *client_key_path,
+                       const char *tenant, ee_err *err) {
+    if (pool_pk_hex) {
+        if (ee_seal_pk_parse(pool_pk_hex, c->pool_pk, err)) return ee_err_wrap(err, "--pool-pk");
+        c->seal = true;
+    }
+    if (client_key_path) {
+        if (ee_client_key_load(&c->ck, client_key_path, err)) return ee_err_wrap(err, "--client-key");
+        c->have_ck = true;
+    }
+    c->tenant = tenant;
+    return 0;
+}
+
+int prod_client_open_reply(const prod_client *c, const char *id, const void *value, size_t n,
+                           char **json, size_t *len, ee_err *err) {
+    if (!c->have_ck) return ee_err_set(err, "the reply is sealed: give --client-key to open it");
+    uint8_t pk[32], sk[32];
+    ee_reply_keypair(&c->ck, id, pk, sk);
+    uint8_t *m = NULL;
+    int rc = ee_unseal(pk, sk, value, n, &m, len, err);
+    ee_seal_wipe(sk, sizeof sk);
+    *json = (char *)m;
+    return rc;
+}
+
 void prod_client_close(prod_client *c) {
+    ee_seal_wipe(&c->ck, sizeof c->ck);
     ee_vocab_cipher_free(&c->vc);
     ee_tokenizer_close(c->tok);
     ee_gguf_close(c->gguf);

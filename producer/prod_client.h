@@ -10,6 +10,7 @@
 #include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_scheme.h"
+#include "ee_seal.h"
 #include "ee_tokenizer.h"
 
 #include <stdbool.h>
@@ -21,12 +22,26 @@ typedef struct prod_client {
     ee_tokenizer *tok;
     ee_vocab_cipher vc;
     char key_id[EE_KEY_ID_HEX]; /* public fingerprint, goes into requests */
+    /* sealed and signed jobs (docs/PROTOCOL.md) */
+    bool seal;                  /* seal request bodies to pool_pk */
+    uint8_t pool_pk[EE_SEAL_PK_BYTES];
+    bool have_ck;               /* client key loaded: sign, open sealed replies */
+    ee_client_key ck;
+    const char *tenant;         /* signs as; NULL: unsigned */
 } prod_client;
 
 /* Messages name the flag and the file (--plain-model X: ..., --key Y: ...). */
 int prod_client_open(prod_client *c, const char *plain_path, const char *key_path,
                      const char *scheme, ee_err *err);
 void prod_client_close(prod_client *c);
+/* Sealing and signing from --pool-pk, --client-key, --tenant (any may be
+ * NULL). Messages name the flag. */
+int prod_client_secure(prod_client *c, const char *pool_pk_hex, const char *client_key_path,
+                       const char *tenant, ee_err *err);
+/* A sealed reply value -> its JSON (malloc'd), with the reply key of job
+ * id; -1 with err if there is no client key or it does not open. */
+int prod_client_open_reply(const prod_client *c, const char *id, const void *value, size_t n,
+                           char **json, size_t *len, ee_err *err);
 
 /* Prompt text -> ENCRYPTED ids (malloc'd), as-is or wrapped in the chat
  * template. Fails for a prompt that encodes to no tokens. */

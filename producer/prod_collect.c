@@ -52,10 +52,49 @@ static int take_partial(prod_collect *c, prod_job *j, const ee_proto_reply *r, e
     return rc;
 }
 
+/* The job id a reply record is for, from its ee-id header or its key. */
+static bool reply_id(const rd_kafka_message_t *m, char *buf, size_t cap) {
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h &&
+        rd_kafka_header_get_last(h, EE_PROTO_HDR_ID, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
+        n < cap && !memchr(v, 0, n)) {
+        memcpy(buf, v, n);
+        buf[n] = 0;
+        return true;
+    }
+    if (m->key && m->key_len < cap && !memchr(m->key, 0, m->key_len)) {
+        memcpy(buf, m->key, m->key_len);
+        buf[m->key_len] = 0;
+        return true;
+    }
+    return false;
+}
+
 static int handle(prod_collect *c, const rd_kafka_message_t *m, ee_err *err) {
     ee_proto_reply r;
     ee_err pe = {{0}};
-    if (ee_proto_parse_reply(m->payload, m->len, &r, &pe)) {
+    const void *payload = m->payload;
+    size_t len = m->len;
+    char *opened = NULL;
+    if (ee_is_sealed(m->payload, m->len)) {
+        /* Sealed to this job's reply key: only ours open. */
+        char id[EE_PROTO_ID_MAX + 1];
+        prod_job *sj = reply_id(m, id, sizeof id) ? prod_tracker_find(c->tr, id) : NULL;
+        if (!sj) return 0; /* another client's */
+        if (prod_client_open_reply(c->cl, id, m->payload, m->len, &opened, &len, &pe)) {
+            if (sj->state == PROD_JOB_PENDING)
+                fprintf(stderr, "job %s: ignoring a sealed reply that does not open (partition %d "
+                                "offset %lld): %s\n", id, (int)m->partition, (long long)m->offset,
+                        pe.msg);
+            return 0;
+        }
+        payload = opened;
+    }
+    int prc = ee_proto_parse_reply(payload, len, &r, &pe);
+    free(opened);
+    if (prc) {
         /* unreadable: worth a word only if its key says it is one of ours */
         if (m->key && m->key_len < 512) {
             char key[512];

@@ -27,7 +27,14 @@ void prod_prompt_free(prod_prompt *pp) {
 }
 
 char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char *id,
-                        const prod_gen_opts *g, ee_err *err) {
+                        const prod_gen_opts *g, int64_t *deadline_ms, ee_err *err) {
+    char reply_pk[EE_SEAL_PK_HEX];
+    if (cl->seal) { /* the worker seals the reply to this job's reply key */
+        uint8_t pk[32], sk[32];
+        ee_reply_keypair(&cl->ck, id, pk, sk);
+        ee_seal_wipe(sk, sizeof sk);
+        ee_seal_pk_hex(pk, reply_pk);
+    }
     ee_proto_request r = {
         .id = (char *)id,
         .session = (char *)g->session,
@@ -40,6 +47,8 @@ char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char
         .reply_to = (char *)g->reply_to,
         .deadline_ms = g->deadline_in_ms ? ee_epoch_ms() + g->deadline_in_ms : 0,
         .stream = g->stream,
+        .reply_pk = cl->seal ? reply_pk : NULL,
     };
+    if (deadline_ms) *deadline_ms = r.deadline_ms;
     return ee_proto_request_to_json(&r, err);
 }

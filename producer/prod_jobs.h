@@ -39,8 +39,9 @@ int prod_prompt_make(prod_prompt *pp, const prod_client *cl, const char *text,
 void prod_prompt_free(prod_prompt *pp);
 
 /* The request body for job id (malloc'd JSON); the deadline is taken
- * from the clock now. */
+ * from the clock now and returned in *deadline_ms (may be NULL). When
+ * sealing, the body names the job's reply key (reply_pk). */
 char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char *id,
-                        const prod_gen_opts *g, ee_err *err);
+                        const prod_gen_opts *g, int64_t *deadline_ms, ee_err *err);
 
 #endif

@@ -32,6 +32,8 @@ static const char *USAGE =
     "         [--small-max-total N] [--reply-to TOPIC] [--reply-partitions N]\n"
     "         [--reply-replication N] [--json] [--timeout-ms N] [--kafka PROP=VALUE ...]\n"
     "         [--scheme ee-llama-v1]   (legacy models: keys not bound to the model)\n"
+    "         [--pool-pk HEX] [--client-key FILE --tenant NAME]   (sealed and signed jobs,\n"
+    "         as for submit)\n"
     "\n"
     "  Sends N jobs (default 10), cycling through the prompts, and waits for all\n"
     "  of them. --concurrency C keeps at most C jobs outstanding (default 4);\n"
@@ -45,7 +47,7 @@ static const char *USAGE =
     "  topic is as for submit (default ee.replies.<host name>, created if missing).\n"
     "\n" PROD_EXIT_HELP;
 
-enum { BOOT, MODEL, KEY, PLAIN, SCHEME, PROMPT, PFILE, CHAT, COUNT, CONC, RATE, MAXT, TEMP, TOPK, TOPP,
+enum { BOOT, MODEL, KEY, PLAIN, SCHEME, POOLPK, CKEY, TENANT, PROMPT, PFILE, CHAT, COUNT, CONC, RATE, MAXT, TEMP, TOPK, TOPP,
        SEED, CLASS, SMP, SMT, REPLY, RPARTS, RREPL, JSON, TIMEOUT, KAFKA, NF };
 
 typedef struct load {
@@ -77,7 +79,9 @@ static int prepare(load *l, cli_flag *f, ee_err *err) {
         prod_common_require(&l->c, err) || prod_prompts_parse(&l->prompts, f, NF, err))
         return -1;
     if (prod_random_hex(l->run, 4, err)) return -1;
-    if (prod_client_open(&l->cl, l->c.plain_path, l->c.key_path, l->c.scheme, err)) return -1;
+    if (prod_client_open(&l->cl, l->c.plain_path, l->c.key_path, l->c.scheme, err) ||
+        prod_client_secure(&l->cl, l->c.pool_pk, l->c.client_key, l->c.tenant, err))
+        return -1;
     l->pp = calloc(l->prompts.n, sizeof *l->pp);
     if (!l->pp) return ee_err_set(err, "out of memory");
     for (size_t i = 0; i < l->prompts.n; i++)
@@ -92,12 +96,18 @@ static int start_job(load *l, prod_session *ss, prod_tracker *tr, size_t i, ee_e
     const prod_prompt *pp = &l->pp[i % l->prompts.n];
     prod_job *j = prod_tracker_add(tr, id, err);
     if (!j) return PROD_EXIT_USAGE;
-    char *body = prod_request_json(&l->cl, pp, id, &l->g, err);
+    int64_t dl = 0;
+    char *body = prod_request_json(&l->cl, pp, id, &l->g, &dl, err);
     if (!body) return PROD_EXIT_USAGE;
     prod_request rq = {.topic = pp->topic, .key = id, .id = id, .reply_to = l->c.reply_to,
-                       .json = body};
+                       .json = body, .deadline_ms = dl};
+    if (prod_request_protect(&l->cl, &rq, err)) {
+        free(body);
+        return PROD_EXIT_USAGE;
+    }
     j->t_sent = ee_now_ms();
     int rc = prod_send(ss->producer, &rq, j, j->t_sent + (double)l->c.timeout_ms, err);
+    prod_request_clear(&rq);
     free(body);
     return rc ? PROD_EXIT_KAFKA : 0;
 }
@@ -218,6 +228,7 @@ int prod_cmd_load(int argc, char **argv) {
     cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
         [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true}, [SCHEME] = {"--scheme", true},
+        [POOLPK] = {"--pool-pk", true}, [CKEY] = {"--client-key", true}, [TENANT] = {"--tenant", true},
         [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
         [CHAT] = {"--chat", false},         [COUNT] = {"--count", true},
         [CONC] = {"--concurrency", true},   [RATE] = {"--rate", true},

@@ -15,6 +15,8 @@ static void usage(FILE *f) {
           "  submit   encrypt prompts and send them as jobs; --wait prints the answers\n"
           "  wait     collect the answers of jobs sent earlier, by id\n"
           "  load     load test: send N jobs, measure latency and throughput\n"
+          "  keygen   a client signing key (sealed and signed jobs)\n"
+          "  seal     seal and sign a hand-written JSON request (for kcat)\n"
           "\n"
           "Run 'ee-producer COMMAND --help' for the flags.\n"
           "\n" PROD_EXIT_HELP,
@@ -40,7 +42,8 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"submit", prod_cmd_submit}, {"wait", prod_cmd_wait}, {"load", prod_cmd_load}};
+    } cmds[] = {{"submit", prod_cmd_submit}, {"wait", prod_cmd_wait}, {"load", prod_cmd_load},
+                {"keygen", prod_cmd_keygen}, {"seal", prod_cmd_seal}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "ee-producer: unknown command '%s' (try 'ee-producer --help')\n", cmd);

@@ -30,6 +30,20 @@ int prod_common_parse(prod_common *c, cli_flag *f, size_t n, long long default_t
     }
     if ((x = given(f, n, "--key"))) c->key_path = x->value;
     if ((x = given(f, n, "--plain-model"))) c->plain_path = x->value;
+    if ((x = given(f, n, "--pool-pk"))) c->pool_pk = x->value;
+    if ((x = given(f, n, "--client-key"))) c->client_key = x->value;
+    if ((x = given(f, n, "--tenant"))) {
+        if (!ee_proto_valid_name(x->value))
+            return ee_err_set(err, "--tenant: '%s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})",
+                              x->value);
+        c->tenant = x->value;
+    }
+    if (c->pool_pk && !c->client_key)
+        return ee_err_set(err, "--pool-pk needs --client-key (the reply is sealed to a key derived "
+                               "from it)");
+    if (c->client_key && !c->tenant && cli_get(f, n, "--tenant")) /* commands that sign */
+        return ee_err_set(err, "--client-key needs --tenant NAME (the name the worker knows the "
+                               "key by)");
     if ((x = given(f, n, "--scheme"))) {
         if (!ee_scheme_parse("--scheme", x->value, err)) return -1;
         c->scheme = x->value;

@@ -23,6 +23,9 @@ typedef struct prod_common {
     const char *key_path;           /* --key */
     const char *plain_path;         /* --plain-model */
     const char *scheme;             /* --scheme (NULL: current, model-bound) */
+    const char *pool_pk;            /* --pool-pk HEX: seal requests to the worker pool */
+    const char *client_key;         /* --client-key FILE: sign requests, open sealed replies */
+    const char *tenant;             /* --tenant NAME: who signs (the worker's [tenant NAME]) */
     const char *reply_to;           /* --reply-to, or reply_default */
     char reply_default[EE_PROTO_TOPIC_MAX + 1];
     bool json;                      /* --json */

@@ -3,6 +3,7 @@
 #ifndef PROD_SEND_H
 #define PROD_SEND_H
 
+#include "prod_client.h"
 #include "prod_tracker.h"
 
 #include "ee_error.h"
@@ -15,7 +16,20 @@ typedef struct prod_request {
     const char *id;       /* ee-id header */
     const char *reply_to; /* ee-reply-to header */
     const char *json;     /* the body (ee_proto_request_to_json) */
+    int64_t deadline_ms;  /* the body's deadline_ms (0: none), ee-deadline when signed */
+    /* filled by prod_request_protect: */
+    uint8_t *sealed;      /* the sealed body (owned), else NULL: json goes as is */
+    size_t sealed_len;
+    const char *tenant;   /* signed: ee-tenant, ee-ts, ee-sig headers */
+    int64_t ts_ms;
+    char sig[EE_SEAL_SIG_HEX];
 } prod_request;
+
+/* Seal the body to the pool (cl->seal) and sign the record (cl->tenant
+ * with a client key), as docs/PROTOCOL.md "Sealed and signed jobs" says.
+ * Free with prod_request_clear. */
+int prod_request_protect(const prod_client *cl, prod_request *r, ee_err *err);
+void prod_request_clear(prod_request *r);
 
 /* Enqueue the record; job (may be NULL) receives the delivery report. A
  * full local queue is waited out (serving delivery reports) until the

@@ -49,12 +49,16 @@ static const char *USAGE =
     "  --stream           ask for partial replies and print text as it comes (implies\n"
     "                     --wait)\n"
     "  --timeout-ms N     give up after N ms in all (default 30000; 120000 with --wait)\n"
+    "  --pool-pk HEX      seal each request to the worker pool's key (ee-consumer\n"
+    "                     keygen); replies come back sealed to a per-job key\n"
+    "  --client-key FILE  sign each request (ee-producer keygen) as --tenant NAME;\n"
+    "                     also opens sealed replies (docs/PROTOCOL.md)\n"
     "  --scheme S         ee-llama-v1 for models encrypted before keys were bound to\n"
     "                     models (legacy); default ee-llama-v2\n"
     "  --kafka PROP=VAL   librdkafka setting, repeatable (e.g. security.protocol=ssl)\n"
     "\n" PROD_EXIT_HELP;
 
-enum { BOOT, MODEL, KEY, PLAIN, SCHEME, PROMPT, PFILE, CHAT, CLASS, SMP, SMT, MAXT, TEMP, TOPK, TOPP,
+enum { BOOT, MODEL, KEY, PLAIN, SCHEME, POOLPK, CKEY, TENANT, PROMPT, PFILE, CHAT, CLASS, SMP, SMT, MAXT, TEMP, TOPK, TOPP,
        SEED, DEADLINE, REPLY, RPARTS, RREPL, ID, SESSION, WAIT, STREAM, JSON, TIMEOUT, KAFKA, NF };
 
 typedef struct submit {
@@ -90,7 +94,9 @@ static int prepare(submit *s, cli_flag *f, ee_err *err) {
         prod_prompts_parse(&s->prompts, f, NF, err))
         return -1;
     s->n = s->prompts.n;
-    if (prod_client_open(&s->cl, s->c.plain_path, s->c.key_path, s->c.scheme, err)) return -1;
+    if (prod_client_open(&s->cl, s->c.plain_path, s->c.key_path, s->c.scheme, err) ||
+        prod_client_secure(&s->cl, s->c.pool_pk, s->c.client_key, s->c.tenant, err))
+        return -1;
     s->pp = calloc(s->n, sizeof *s->pp);
     s->ids = calloc(s->n, sizeof *s->ids);
     s->bodies = calloc(s->n, sizeof *s->bodies);
@@ -121,15 +127,20 @@ static int run(submit *s, prod_session *ss, prod_collect *col, double deadline, 
         prod_job *j = prod_tracker_add(col->tr, s->ids[i], err);
         if (!j) return PROD_EXIT_USAGE;
         /* built now so that the deadline counts from the moment of sending */
-        s->bodies[i] = prod_request_json(&s->cl, &s->pp[i], s->ids[i], &s->g, err);
+        int64_t dl = 0;
+        s->bodies[i] = prod_request_json(&s->cl, &s->pp[i], s->ids[i], &s->g, &dl, err);
         if (!s->bodies[i]) return PROD_EXIT_USAGE;
         prod_request rq = {.topic = s->pp[i].topic,
                            .key = s->g.session ? s->g.session : s->ids[i],
                            .id = s->ids[i],
                            .reply_to = s->c.reply_to,
-                           .json = s->bodies[i]};
+                           .json = s->bodies[i],
+                           .deadline_ms = dl};
+        if (prod_request_protect(&s->cl, &rq, err)) return PROD_EXIT_USAGE;
         j->t_sent = ee_now_ms();
-        if (prod_send(ss->producer, &rq, j, deadline, err)) return PROD_EXIT_KAFKA;
+        int src = prod_send(ss->producer, &rq, j, deadline, err);
+        prod_request_clear(&rq);
+        if (src) return PROD_EXIT_KAFKA;
         prod_print_submitted(col->pr, j, s->pp[i].topic, s->pp[i].cls, s->c.reply_to,
                              s->pp[i].enc, s->pp[i].n);
     }
@@ -165,6 +176,7 @@ int prod_cmd_submit(int argc, char **argv) {
     cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},     [MODEL] = {"--model", true},
         [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true}, [SCHEME] = {"--scheme", true},
+        [POOLPK] = {"--pool-pk", true}, [CKEY] = {"--client-key", true}, [TENANT] = {"--tenant", true},
         [PROMPT] = {"--prompt", true},      [PFILE] = {"--prompts-file", true},
         [CHAT] = {"--chat", false},         [CLASS] = {"--class", true},
         [SMP] = {"--small-max-prompt", true}, [SMT] = {"--small-max-total", true},

@@ -18,6 +18,7 @@ static const char *USAGE =
     "usage: ee-producer wait --bootstrap HOST:PORT --id ID [--id ID ...] --key K.eekey\n"
     "         --plain-model PLAIN.gguf [--reply-to TOPIC] [--json] [--timeout-ms N]\n"
     "         [--kafka PROP=VALUE ...] [--scheme ee-llama-v1]   (legacy models)\n"
+    "         [--client-key FILE]   (opens replies sealed to the jobs' reply keys)\n"
     "\n"
     "  Reads the reply topic (default ee.replies.<host name>, as submit) from the\n"
     "  beginning of every partition and prints the decrypted answer of each id as\n"
@@ -26,7 +27,7 @@ static const char *USAGE =
     "  Waits for ids not answered yet until --timeout-ms (default 120000).\n"
     "\n" PROD_EXIT_HELP;
 
-enum { BOOT, REPLY, ID, KEY, PLAIN, SCHEME, JSON, TIMEOUT, KAFKA, NF };
+enum { BOOT, REPLY, ID, KEY, PLAIN, SCHEME, CKEY, JSON, TIMEOUT, KAFKA, NF };
 
 /* Partition count of the reply topic, or -1 with err. */
 static int reply_partitions(rd_kafka_t *rk, prod_kcap *cap, const prod_common *c,
@@ -79,7 +80,7 @@ int prod_cmd_wait(int argc, char **argv) {
     cli_flag f[NF] = {
         [BOOT] = {"--bootstrap", true},  [REPLY] = {"--reply-to", true},
         [ID] = {"--id", true, true},     [KEY] = {"--key", true},
-        [PLAIN] = {"--plain-model", true}, [SCHEME] = {"--scheme", true}, [JSON] = {"--json", false},
+        [PLAIN] = {"--plain-model", true}, [SCHEME] = {"--scheme", true}, [CKEY] = {"--client-key", true}, [JSON] = {"--json", false},
         [TIMEOUT] = {"--timeout-ms", true}, [KAFKA] = {"--kafka", true, true},
     };
     if (cli_wants_help(argc, argv)) {
@@ -108,7 +109,9 @@ int prod_cmd_wait(int argc, char **argv) {
         /* the same id twice is one job */
         if (!prod_tracker_find(&tr, id) && !prod_tracker_add(&tr, id, &err)) goto done;
     }
-    if (prod_client_open(&cl, c.plain_path, c.key_path, c.scheme, &err)) goto done;
+    if (prod_client_open(&cl, c.plain_path, c.key_path, c.scheme, &err) ||
+        prod_client_secure(&cl, NULL, c.client_key, NULL, &err))
+        goto done;
     rc = collect(&c, &cl, &tr, &err);
 done:
     if (err.msg[0]) prod_fail("wait", rc, err.msg);
