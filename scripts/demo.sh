@@ -42,13 +42,23 @@ KEY_ID=$($BIN/ee-model info --model "$ENC" --json | jq -r .key_id)
 echo "   key $KEY (0600, never leaves this side), key id $KEY_ID"
 echo "   encrypted model $ENC"
 
+# Sealed and signed jobs (docs/PROTOCOL.md): the worker pool's sealing key
+# and the client's signing key; the worker refuses anything else.
+POOLKEY=$DEMO/pool.key
+CLIENTKEY=$DEMO/client.key
+[ -f "$POOLKEY" ] || $BIN/ee-consumer keygen --out "$POOLKEY" >/dev/null
+[ -f "$CLIENTKEY" ] || $BIN/ee-producer keygen --out "$CLIENTKEY" >"$DEMO/client.pub"
+CLIENTPK=$(cat "$DEMO/client.pub")
+printf '[worker]\nrequire_sealed = 1\nrequire_signed = 1\npool_key = %s\n[tenant demo]\npublic_key = %s\nmodels = smollm2\n' \
+  "$POOLKEY" "$CLIENTPK" >"$DEMO/worker.ini"
+
 echo "== 2. broker: ee-devbroker (development only, in memory)"
 bash scripts/devbroker.sh status >/dev/null 2>&1 || started_broker=1
 BOOT=$(bash scripts/devbroker.sh start)
 echo "   bootstrap $BOOT"
 
 echo "== 3. worker: ee-consumer (no key; log $WLOG)"
-$BIN/ee-consumer --bootstrap "$BOOT" --model "smollm2=$ENC" --class small,large \
+$BIN/ee-consumer --config "$DEMO/worker.ini" --bootstrap "$BOOT" --model "smollm2=$ENC" --class small,large \
   --threads "$(nproc)" --metrics-port 0 --name demo-worker --grace-ms 2000 \
   --kafka session.timeout.ms=6000 >"$WLOG" 2>&1 &
 wpid=$!
@@ -58,23 +68,34 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 grep -q '"event":"partitions_assigned"' "$WLOG" || { echo "worker got no partitions:"; tail "$WLOG"; exit 1; }
-echo "   serving ee.requests.smollm2.{small,large}"
+POOLPK=$(grep -o '"pool_public_key":"[0-9a-f]*' "$WLOG" | head -1 | cut -d'"' -f4)
+echo "   serving ee.requests.smollm2.{small,large}; only sealed jobs signed by tenant 'demo'"
+echo "   pool public key $POOLPK"
 
 echo "== 4. client: ee-producer submit --wait"
 echo "   prompt: $PROMPT"
 OUT=$DEMO/producer.out
 $BIN/ee-producer submit --bootstrap "$BOOT" --model smollm2 --key "$KEY" --plain-model "$MODEL" \
-  --chat --prompt "$PROMPT" --max-tokens 96 --reply-to "$REPLIES" --wait --json --timeout-ms 60000 >"$OUT"
+  --chat --prompt "$PROMPT" --max-tokens 96 --reply-to "$REPLIES" --wait --json --timeout-ms 60000 \
+  --pool-pk "$POOLPK" --client-key "$CLIENTKEY" --tenant demo >"$OUT"
 JOB=$(head -1 "$OUT" | jq -r .id)
 TOPIC=$(head -1 "$OUT" | jq -r .topic)
 RESULT=$(grep '"status"' "$OUT" | tail -1)
 
 echo
-echo "== what the worker received (the request record on $TOPIC, from Kafka):"
-kcat -C -b "$BOOT" -t "$TOPIC" -e -q -f '%s\n' | jq -cR "fromjson? | select(.id == \"$JOB\")" | cut -c1-600
+echo "== what the broker stores (the request record on $TOPIC, from Kafka):"
+kcat -C -b "$BOOT" -t "$TOPIC" -e -q -f '   key %k, %S bytes, headers %h\n' 2>/dev/null \
+  | grep "key $JOB," | cut -c1-420
+printf '   value: '
+kcat -C -b "$BOOT" -t "$TOPIC" -e -q -f '%s' -c 1 2>/dev/null | head -c 60 | LC_ALL=C tr -c '[:print:]' '.'
+echo " ..."
+echo "   (sealed to the worker pool; the headers are routing metadata and the signature)"
 echo
-echo "== what the worker returned (the reply record on $REPLIES):"
-kcat -C -b "$BOOT" -t "$REPLIES" -e -q -f '%s\n' | jq -cR "fromjson? | select(.id == \"$JOB\")" | cut -c1-600
+echo "== what the worker sees once it opened the seal (encrypted token ids):"
+head -1 "$OUT" | jq -c '{id, topic, encrypted_prompt}' | cut -c1-400
+echo
+echo "== what the worker returned (encrypted ids; on Kafka sealed to the client's reply key):"
+echo "$RESULT" | jq -c '{id, encrypted_tokens, finish_reason}' | cut -c1-400
 echo
 echo "== decrypted by the client (key $KEY_ID):"
 echo "$RESULT" | jq -r .text
