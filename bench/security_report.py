@@ -410,8 +410,9 @@ def render(res, args):
              f"no weights | chat template as known plaintext ({c3[-1]['template_ids_known']} ids), "
              f"then frequency analysis (unigram ranks + bigram hill climbing vs held-out text) | "
              f"prompt tokens (unigram / + bigram): {s3}; with the template tokens: {pct(c3[-1]['all_bigram'])} at "
-             f"N={c3[-1]['requests']} | {res['class3_seconds']:.0f} s for all N | sealed jobs "
-             f"(libsodium) take the ids off the broker (issue 10) |")
+             f"N={c3[-1]['requests']} | {res['class3_seconds']:.0f} s for all N | sealed and signed "
+             f"jobs (`require_sealed`, `require_signed`; docs/PROTOCOL.md): the broker's log "
+             f"segments then hold no ids (tests/integration/sealed.sh) |")
     c4 = res["class4"]
     L.append(f"| 4. worker with private weights, no public relative | encrypted model + traffic | "
              f"the model as a cipher-space LM oracle ({c4['samples']} samples, "
