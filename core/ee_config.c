@@ -171,9 +171,11 @@ static int find_key(sect s, const char *name) {
     return -1;
 }
 
-/* Parse "a, b" into a fresh list. where: message prefix. */
-static int parse_classes(const char *where, const char *value, char ***out, size_t *n_out,
-                         ee_err *err) {
+/* "a, b" -> a fresh list of items that pass ok(), at most max (0: no
+ * limit). what names an item ("class", "model name"), hint its form. */
+static int parse_list(const char *where, const char *value, bool (*ok)(const char *),
+                      const char *what, const char *hint, size_t max, char ***out,
+                      size_t *n_out, ee_err *err) {
     char **v = NULL;
     size_t n = 0;
     const char *p = value;
@@ -184,48 +186,41 @@ static int parse_classes(const char *where, const char *value, char ***out, size
         const char *e = end;
         while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
         char *item = xstrndup(p, (size_t)(e - p));
-        if (!item) goto oom;
-        if (!*item) {
-            free(item);
-            free_classes(v, n);
-            return ee_err_set(err, "%s: empty class in '%s' (expected e.g. 'small, large')", where,
-                              show("classes", value).s);
-        }
-        if (!valid_class(item)) {
-            shown sh = show("classes", item);
-            free(item);
-            free_classes(v, n);
-            return ee_err_set(err, "%s: '%s' is not a class name ([a-z0-9_-]{1,%d})", where, sh.s,
-                              EE_CONFIG_CLASS_MAX);
-        }
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(v[i], item) == 0) {
-                free_classes(v, n);
-                ee_err_set(err, "%s: duplicate class '%s'", where, item);
-                free(item);
-                return -1;
-            }
-        if (n == EE_CONFIG_MAX_CLASSES) {
-            free(item);
-            free_classes(v, n);
-            return ee_err_set(err, "%s: more than %d classes", where, EE_CONFIG_MAX_CLASSES);
-        }
-        char **nv = realloc(v, (n + 1) * sizeof *nv);
+        char **nv = item ? realloc(v, (n + 1) * sizeof *nv) : NULL;
         if (!nv) {
             free(item);
-            goto oom;
+            free_classes(v, n);
+            return ee_err_set(err, "%s: out of memory", where);
         }
         v = nv;
         v[n++] = item;
+        int rc = 0;
+        if (!*item)
+            rc = ee_err_set(err, "%s: empty %s in '%s' (expected a comma-separated list)", where,
+                            what, show(what, value).s);
+        else if (!ok(item))
+            rc = ee_err_set(err, "%s: '%s' is not a %s (%s)", where, show(what, item).s, what, hint);
+        else if (max && n > max)
+            rc = ee_err_set(err, "%s: more than %zu items", where, max);
+        for (size_t i = 0; rc == 0 && i + 1 < n; i++)
+            if (strcmp(v[i], item) == 0) rc = ee_err_set(err, "%s: duplicate %s '%s'", where, what, item);
+        if (rc) {
+            free_classes(v, n);
+            return -1;
+        }
         if (!comma) break;
         p = comma + 1;
     }
     *out = v;
     *n_out = n;
     return 0;
-oom:
-    free_classes(v, n);
-    return ee_err_set(err, "%s: out of memory", where);
+}
+
+/* Parse "a, b" into a fresh list of classes. where: message prefix. */
+static int parse_classes(const char *where, const char *value, char ***out, size_t *n_out,
+                         ee_err *err) {
+    return parse_list(where, value, valid_class, "class", "[a-z0-9_-]{1,32}",
+                      EE_CONFIG_MAX_CLASSES, out, n_out, err);
 }
 
 /* Set a [worker]/[limits] key; c unchanged on failure. */
@@ -291,46 +286,6 @@ static int set_known(ee_config *c, const keydef *k, const char *where, const cha
 
 static bool valid_tenant_model(const char *s) { return strcmp(s, "*") == 0 || ee_proto_valid_name(s); }
 static bool valid_tenant_class(const char *s) { return strcmp(s, "*") == 0 || valid_class(s); }
-
-/* "a, b" -> a fresh list of items that pass ok(); what names an item. */
-static int parse_list(const char *where, const char *value, bool (*ok)(const char *),
-                      const char *what, char ***out, size_t *n_out, ee_err *err) {
-    char **v = NULL;
-    size_t n = 0;
-    const char *p = value;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        const char *end = comma ? comma : p + strlen(p);
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        const char *e = end;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
-        char *item = xstrndup(p, (size_t)(e - p));
-        char **nv = item ? realloc(v, (n + 1) * sizeof *nv) : NULL;
-        if (!nv) {
-            free(item);
-            free_classes(v, n);
-            return ee_err_set(err, "%s: out of memory", where);
-        }
-        v = nv;
-        v[n++] = item;
-        if (!ok(item)) {
-            ee_err_set(err, "%s: '%s' is not a %s (or *)", where, show(what, item).s, what);
-            free_classes(v, n);
-            return -1;
-        }
-        for (size_t i = 0; i + 1 < n; i++)
-            if (strcmp(v[i], item) == 0) {
-                ee_err_set(err, "%s: duplicate %s '%s'", where, what, item);
-                free_classes(v, n);
-                return -1;
-            }
-        if (!comma) break;
-        p = comma + 1;
-    }
-    *out = v;
-    *n_out = n;
-    return 0;
-}
 
 static int parse_pk_hex(const char *where, const char *value, uint8_t pk[32], ee_err *err) {
     size_t len = strlen(value), got = 0;
@@ -740,10 +695,12 @@ static int handler(void *user, const char *section, const char *name, const char
         st->tenant_seen[k] = st->line;
         ee_config_tenant *t = &c->tenants[st->tenant_idx];
         int rc = k == 0 ? parse_pk_hex(where, value, t->pk, st->err)
-                 : k == 1 ? parse_list(where, value, valid_tenant_model, "model name", &t->models,
-                                       &t->n_models, st->err)
-                          : parse_list(where, value, valid_tenant_class, "class name", &t->classes,
-                                       &t->n_classes, st->err);
+                 : k == 1 ? parse_list(where, value, valid_tenant_model, "model name",
+                                       "[A-Za-z0-9._-]{1,64} or *", 0, &t->models, &t->n_models,
+                                       st->err)
+                          : parse_list(where, value, valid_tenant_class, "class name",
+                                       "[a-z0-9_-]{1,32} or *", 0, &t->classes, &t->n_classes,
+                                       st->err);
         if (rc) return fail(st, st->line), 0;
         if (k == 0) t->has_pk = true;
         return 1;
