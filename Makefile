@@ -70,7 +70,7 @@ VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
 .PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal
+.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos
 
 all: $(BINS)
 
@@ -189,6 +189,11 @@ $(BUILD)/bin/ee-consumer-san: $(CONSUMER_SOBJ) $(LIBCORE_SAN) | $(STAMP)/deps
 
 test-3node: $(BINS) $(MODEL) | $(STAMP)/venv
 	bash tests/integration/service_3node.sh
+
+# Chaos soak: 3 brokers, 3 workers, sealed and signed jobs, a worker killed
+# every 20 s, a broker restarted (docs/BENCHMARKS.md, docs/WORKER.md).
+test-chaos: $(BINS) $(MODEL) | $(STAMP)/venv
+	bash tests/integration/chaos_3node.sh
 
 test-integration-san: $(BINS) $(BUILD)/bin/ee-consumer-san $(MODEL) | $(STAMP)/venv
 	EE_CONSUMER=$(BUILD)/bin/ee-consumer-san ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

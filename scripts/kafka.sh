@@ -10,6 +10,7 @@
 #                     nodes min.insync.replicas=2; --if-not-exists)
 #   scripts/kafka.sh describe NAME   TopicCommand --describe
 #   scripts/kafka.sh fetch    only collect the jars (cached)
+#   scripts/kafka.sh start-node I   restart node I of the running cluster
 #
 # Node i (1-based): broker 127.0.0.1:(9090+2i), controller 127.0.0.1:(9091+2i)
 #   1 node : broker 9092, controller 9093
@@ -246,16 +247,8 @@ cmd_up() {
     else heap="-Xms192m -Xmx384m"; fi
 
     echo "$n" >"$RUN/nodes"
-    for ((i = 1; i <= n; i++)); do
-        # shellcheck disable=SC2086
-        setsid java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
-            -Djava.awt.headless=true -Dkafka.logs.dir="$LOGS" \
-            -Dlog4j.configuration="file:$CONF/log4j-node$i.properties" \
-            ${KAFKA_JVM_OPTS:-} \
-            -cp "$CP" kafka.Kafka "$CONF/node$i.properties" \
-            </dev/null >>"$LOGS/node$i.out" 2>&1 9>&- &
-        echo $! >"$RUN/node$i.pid"
-    done
+    echo "$heap" >"$RUN/heap"
+    for ((i = 1; i <= n; i++)); do start_node "$i" "$heap"; done
     log "started $n node(s) (cluster id $cid), waiting for readiness..."
 
     # Ready = every node alive and accepting on its broker port, and the
@@ -287,6 +280,37 @@ cmd_up() {
     done
     local ms=$(( ($(date +%s%N) - start) / 1000000 ))
     log "ready: $n node(s), bootstrap $(bootstrap "$n") ($((ms / 1000)).$((ms % 1000 / 100)) s)"
+}
+
+start_node() { # i heap: one node's JVM, in its own session, pid to RUN/node$i.pid
+    # shellcheck disable=SC2086
+    setsid java $2 -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+        -Djava.awt.headless=true -Dkafka.logs.dir="$LOGS" \
+        -Dlog4j.configuration="file:$CONF/log4j-node$1.properties" \
+        ${KAFKA_JVM_OPTS:-} \
+        -cp "$CP" kafka.Kafka "$CONF/node$1.properties" \
+        </dev/null >>"$LOGS/node$1.out" 2>&1 9>&- &
+    echo $! >"$RUN/node$1.pid"
+}
+
+# Restart one node of the running cluster (after a crash or a kill): same
+# configuration and data; waits until it accepts connections.
+cmd_start_node() {
+    local i=${1:-} n heap deadline
+    [[ -f "$RUN/nodes" ]] || die "kafka is not running (make kafka-up)"
+    n="$(cat "$RUN/nodes")"
+    [[ "$i" =~ ^[0-9]+$ ]] && ((i >= 1 && i <= n)) || die "usage: kafka.sh start-node 1..$n"
+    lock
+    [[ -z "$(node_pid "$i")" ]] || { log "node $i is already running"; return 0; }
+    heap="$(cat "$RUN/heap" 2>/dev/null || echo "-Xms192m -Xmx384m")"
+    start_node "$i" "$heap"
+    deadline=$(($(date +%s) + ${KAFKA_UP_TIMEOUT:-90}))
+    until (exec 3<>"/dev/tcp/$HOST/$(broker_port "$i")") 2>/dev/null; do
+        [[ -n "$(node_pid "$i")" ]] || { tail_log "$i"; die "node $i exited during startup"; }
+        (($(date +%s) < deadline)) || die "node $i not accepting after ${KAFKA_UP_TIMEOUT:-90}s"
+        sleep 0.2
+    done
+    log "node $i restarted (broker $HOST:$(broker_port "$i"))"
 }
 
 cmd_down_locked() {
@@ -404,5 +428,6 @@ case "${1:-}" in
     topic) shift; cmd_topic "$@" ;;
     describe) shift; cmd_describe "$@" ;;
     fetch) fetch ;;
+    start-node) shift; cmd_start_node "$@" ;;
     *) echo "usage: $0 up|down|status|topic NAME PARTITIONS [key=value ...]|describe NAME|fetch" >&2; exit 2 ;;
 esac
