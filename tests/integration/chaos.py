@@ -14,13 +14,11 @@ sent within 15 s after a fault, and per fault the time until the service
 answered a job sent after it. Exit 1 if any job is lost or answered wrong.
 """
 import argparse
-import hashlib
 import json
 import os
 import random
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import threading
@@ -31,6 +29,7 @@ import nacl.public
 import nacl.signing
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from itest_common import ensure_encrypted, request_digest
 
 MODEL = "chaos"
 TOPIC = f"ee.requests.{MODEL}.small"
@@ -41,19 +40,6 @@ def run(cmd):
     if r.returncode:
         raise SystemExit(f"chaos: {' '.join(cmd[:3])} failed: {r.stderr.strip()}")
     return r.stdout
-
-
-def digest(topic, id_, reply_to, tenant, ts, value):
-    h = hashlib.blake2b(digest_size=64)
-    h.update(b"eeinfer.request-signature.v1\0")
-    for s in (topic, id_, reply_to, tenant):
-        s = s.encode()
-        h.update(struct.pack("<Q", len(s)))
-        h.update(s)
-    h.update(struct.pack("<qq", ts, 0))
-    h.update(struct.pack("<Q", len(value)))
-    h.update(value)
-    return h.digest()
 
 
 def pct(v, q):
@@ -77,16 +63,7 @@ def main():
     a = ap.parse_args()
     w = a.work
     em = os.path.join(a.bin, "ee-model")
-    key, enc = os.path.join(a.cache, "itest.eekey"), os.path.join(a.cache, "itest.enc.gguf")
-    os.makedirs(a.cache, exist_ok=True)
-    if not os.path.exists(key):
-        run([em, "keygen", "--out", key])
-    info = json.loads(run([em, "info", "--model", enc, "--json"])) if os.path.exists(enc) else {}
-    if info.get("scheme_status") != "current":
-        if os.path.exists(enc):
-            os.remove(enc)
-        run([em, "encrypt", "--model", a.model, "--key", key, "--out", enc])
-    key_id = json.loads(run([em, "info", "--model", enc, "--json"]))["key_id"]
+    key, enc, key_id = ensure_encrypted(run, em, a.model, a.cache)
     pool_pk = bytes.fromhex(run([os.path.join(a.bin, "ee-consumer"), "keygen", "--out",
                                  f"{w}/pool.key"]).strip())
     signer = nacl.signing.SigningKey.generate()
@@ -142,7 +119,7 @@ def main():
                                "reply_pk": bytes(reply_sk.public_key).hex()}).encode()
             value = b"EESEAL1:" + nacl.public.SealedBox(nacl.public.PublicKey(pool_pk)).encrypt(body)
             ts = int(time.time() * 1000)
-            sig = signer.sign(digest(TOPIC, jid, reply, "soak", ts, value)).signature.hex()
+            sig = signer.sign(request_digest(TOPIC, jid, reply, "soak", ts, 0, value)).signature.hex()
             hdr = [("ee-id", jid.encode()), ("ee-reply-to", reply.encode()),
                    ("ee-tenant", b"soak"), ("ee-ts", str(ts).encode()), ("ee-sig", sig.encode())]
             with lock:

@@ -21,11 +21,9 @@ sign and seal them independently of our C code, kcat sends the record that
 """
 import argparse
 import glob
-import hashlib
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -35,6 +33,7 @@ import nacl.public
 import nacl.signing
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from itest_common import ensure_encrypted, request_digest
 
 A = None
 TOPIC = "ee.requests.sealm.small"
@@ -104,17 +103,8 @@ def seed_of(keyfile):
 
 
 def signature(seed, topic, id_, reply_to, tenant, ts, deadline, value):
-    """The signed digest rebuilt independently (docs/PROTOCOL.md)."""
-    h = hashlib.blake2b(digest_size=64)
-    h.update(b"eeinfer.request-signature.v1\0")
-    for s in (topic, id_, reply_to, tenant):
-        s = s.encode()
-        h.update(struct.pack("<Q", len(s)))
-        h.update(s)
-    h.update(struct.pack("<qq", ts, deadline))
-    h.update(struct.pack("<Q", len(value)))
-    h.update(value)
-    return nacl.signing.SigningKey(seed).sign(h.digest()).signature.hex()
+    digest = request_digest(topic, id_, reply_to, tenant, ts, deadline, value)
+    return nacl.signing.SigningKey(seed).sign(digest).signature.hex()
 
 
 def main():
@@ -124,18 +114,8 @@ def main():
         ap.add_argument(a, required=True)
     A = ap.parse_args()
     w = A.work
-    key = os.path.join(A.cache, "itest.eekey")
-    enc = os.path.join(A.cache, "itest.enc.gguf")
-    os.makedirs(A.cache, exist_ok=True)
     em = binp("ee-model")
-    if not os.path.exists(key):
-        run([em, "keygen", "--out", key])
-    info = json.loads(run([em, "info", "--model", enc, "--json"])) if os.path.exists(enc) else {}
-    if info.get("scheme_status") != "current":
-        if os.path.exists(enc):
-            os.remove(enc)
-        run([em, "encrypt", "--model", A.model, "--key", key, "--out", enc])
-    key_id = json.loads(run([em, "info", "--model", enc, "--json"]))["key_id"]
+    key, enc, key_id = ensure_encrypted(run, em, A.model, A.cache)
     pool_pk = run([binp("ee-consumer"), "keygen", "--out", f"{w}/pool.key"]).strip()
     other_pool = run([binp("ee-consumer"), "keygen", "--out", f"{w}/other.key"]).strip()
     acme_pk = run([binp("ee-producer"), "keygen", "--out", f"{w}/acme.key"]).strip()
