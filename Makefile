@@ -70,7 +70,7 @@ VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
 .PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos
+.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality
 
 all: $(BINS)
 
@@ -231,6 +231,11 @@ $(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE) | $(STAMP)/deps
 $(BUILD)/bin/bench-seal: bench/seal_cost.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Quality of encrypted quantized models against plaintext ones of the same
+# type, on a held-out text from a package (docs/BENCHMARKS.md).
+bench-quality: $(BINS) $(MODEL) | $(STAMP)/bench-venv
+	$(PY) bench/quality.py --model $(MODEL) --bin $(BUILD)/bin
 
 # Added cost per job of sealing and signing (docs/BENCHMARKS.md).
 bench-seal: $(BUILD)/bin/bench-seal

@@ -27,6 +27,24 @@ static int get_pos_u32(const ee_gguf *g, const char *key, int *out, ee_err *err)
     return 0;
 }
 
+ee_dtype ee_llama_tensor_type(ee_dtype file_type, const char *name, int n_dims) {
+    if (n_dims < 2) return EE_DT_F32;
+    bool four_bit = file_type == EE_DT_Q4_0 || file_type == EE_DT_Q4_1;
+    if (four_bit && (!strcmp(name, "token_embd.weight") || !strcmp(name, "output.weight")))
+        return EE_DT_Q8_0;
+    return file_type;
+}
+
+int ee_llama_file_type_id(ee_dtype file_type) {
+    static const struct { ee_dtype t; int id; } table[] = {
+        {EE_DT_F32, 0}, {EE_DT_F16, 1}, {EE_DT_Q4_0, 2}, {EE_DT_Q4_1, 3},
+        {EE_DT_Q8_0, 7}, {EE_DT_BF16, 32},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].t == file_type) return table[i].id;
+    return -1;
+}
+
 int ee_llama_read_hparams(const ee_gguf *g, ee_llama_hparams *hp, ee_err *err) {
     memset(hp, 0, sizeof *hp);
     const char *arch = ee_gguf_get_str(g, "general.architecture", err);

@@ -63,6 +63,18 @@ typedef struct ee_llama_load_opts {
     bool f32_weights;
 } ee_llama_load_opts;
 
+/* File types. A file "of type T" (ee-model convert/encrypt --type T)
+ * stores its 2-D weights as T, except that with a 4-bit T the vocabulary
+ * tensors (token_embd, output) are Q8_0, as in llama.cpp's legacy 4-bit
+ * mixes and SmolLM2's published Q4_1 file: the head is a fifth of the
+ * weights and its rows are what greedy decoding ranks. 1-D tensors (norm
+ * gains) stay f32. Convert and encrypt share this rule, so a plaintext and
+ * an encrypted file of one type compare like for like. */
+ee_dtype ee_llama_tensor_type(ee_dtype file_type, const char *name, int n_dims);
+/* llama.cpp's general.file_type (LLAMA_FTYPE_*) for a file type, or -1 for
+ * a type files are not written in. */
+int ee_llama_file_type_id(ee_dtype file_type);
+
 /* Read hyperparameters from GGUF metadata, validating them. */
 int ee_llama_read_hparams(const ee_gguf *g, ee_llama_hparams *hp, ee_err *err);
 /* Load a model; g must stay open while the model is used (weights may point

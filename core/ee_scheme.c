@@ -233,9 +233,22 @@ static double *load_d(const ee_gguf *g, const char *name, int64_t cols, int64_t 
     return out;
 }
 
-/* Round to the output type and add to the writer. */
-static int emit(ee_gguf_writer *w, const char *name, const double *v, int64_t cols, int64_t rows,
-                ee_dtype type, ee_err *err) {
+/* One encryption's state as it walks the model's tensors. */
+typedef struct walk {
+    const ee_gguf *g;
+    const secrets *s;
+    ee_gguf_writer *w;
+    ee_dtype type;       /* file type */
+    bool ref_quantizer; /* ggml's reference rounding instead of the search */
+    ee_err *err;
+} walk;
+
+/* Round v [rows][cols] to its type in a file of type k->type (the rule is
+ * ee_llama_tensor_type's) and add it to the writer as tensor `name`. */
+static int emit(const walk *k, const char *name, const double *v, int64_t cols, int64_t rows) {
+    ee_gguf_writer *w = k->w;
+    ee_err *err = k->err;
+    const ee_dtype type = ee_llama_tensor_type(k->type, name, rows == 1 ? 1 : 2);
     size_t rb = ee_dtype_row_bytes(type, (uint64_t)cols);
     uint8_t *out = malloc(rb * rows);
     float *row = malloc(sizeof(float) * cols);
@@ -246,7 +259,13 @@ static int emit(ee_gguf_writer *w, const char *name, const double *v, int64_t co
     }
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t c = 0; c < cols; c++) row[c] = (float)v[r * cols + c];
-        if (ee_quantize_row(type, row, out + r * rb, (uint64_t)cols, err)) goto done;
+        int q = k->ref_quantizer
+                    ? ee_quantize_row(type, row, out + r * rb, (uint64_t)cols, err)
+                    : ee_quantize_row_search(type, row, out + r * rb, (uint64_t)cols, err);
+        if (q) {
+            ee_err_wrap(err, "tensor '%s' row %lld", name, (long long)r);
+            goto done;
+        }
     }
     uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
     rc = ee_gguf_writer_add_tensor(w, name, rows == 1 ? 1 : 2, ne, type, out, true, err);
@@ -287,13 +306,6 @@ static double *rotate_out(const secrets *s, const double *W, int64_t cols) {
 
 /* ---- 3. the model walk ------------------------------------------------------------- */
 
-typedef struct walk {
-    const ee_gguf *g;
-    const secrets *s;
-    ee_gguf_writer *w;
-    ee_dtype type;
-    ee_err *err;
-} walk;
 
 /* Row i of T (a [V][d] matrix over plaintext ids) is written at row pi(i):
  * the encrypted id's row. */
@@ -303,7 +315,7 @@ static int emit_vocab_rows(walk *k, const char *name, const double *T) {
     if (!P) return ee_err_set(k->err, "out of memory writing %s", name);
     for (uint32_t i = 0; i < s->V; i++)
         memcpy(P + (size_t)s->vperm[i] * s->d, T + (size_t)i * s->d, sizeof(double) * s->d);
-    int rc = emit(k->w, name, P, s->d, s->V, k->type, k->err);
+    int rc = emit(k, name, P, s->d, s->V);
     free(P);
     return rc;
 }
@@ -391,7 +403,7 @@ static int do_layer(walk *k, int l) {
         pair_mix(X + (size_t)h * hd * d, O + (size_t)qpos[h] * hd * d, hd, d,
                  cs + (size_t)kh * hd, ps + (size_t)kh * (hd / 2), false);
     }
-    if (emit(k->w, NAME("attn_q"), O, d, qd, k->type, k->err)) goto done;
+    if (emit(k, NAME("attn_q"), O, d, qd)) goto done;
 
     /* Wk [kvd][d]: same pair rotations with scale 1/s: q.k is unchanged. */
     LOAD(W, "attn_k", d, kvd);
@@ -400,7 +412,7 @@ static int do_layer(walk *k, int l) {
     for (int kh = 0; kh < s->nkv; kh++)
         pair_mix(X + (size_t)kh * hd * d, O + (size_t)kvpos[kh] * hd * d, hd, d,
                  cs + (size_t)kh * hd, ps + (size_t)kh * (hd / 2), true);
-    if (emit(k->w, NAME("attn_k"), O, d, kvd, k->type, k->err)) goto done;
+    if (emit(k, NAME("attn_k"), O, d, kvd)) goto done;
 
     /* Wv [kvd][d]: each kv head's rows multiplied by its U. */
     LOAD(W, "attn_v", d, kvd);
@@ -409,7 +421,7 @@ static int do_layer(walk *k, int l) {
     for (int kh = 0; kh < s->nkv; kh++)
         ee_dgemm(U + (size_t)kh * hd * hd, X + (size_t)kh * hd * d, O + (size_t)kvpos[kh] * hd * d,
                  hd, hd, d);
-    if (emit(k->w, NAME("attn_v"), O, d, kvd, k->type, k->err)) goto done;
+    if (emit(k, NAME("attn_v"), O, d, kvd)) goto done;
 
     /* Wo [d][qd]: Q Wo, then head h's column block (now at qpos[h]) times
      * U^T of its kv head, undoing the v rotation. */
@@ -428,7 +440,7 @@ static int do_layer(walk *k, int l) {
             }
         }
     }
-    if (emit(k->w, NAME("attn_output"), O, qd, d, k->type, k->err)) goto done;
+    if (emit(k, NAME("attn_output"), O, qd, d)) goto done;
 
     /* MLP: gate rows permuted; up rows permuted and scaled by c; down
      * rotated on the output side, columns permuted and scaled by 1/c. */
@@ -439,21 +451,21 @@ static int do_layer(walk *k, int l) {
     NEED(X = fold_gain_unrotate(s, W, ff, gf));
     for (int j = 0; j < ff; j++)
         memcpy(O + (size_t)fp[j] * d, X + (size_t)j * d, sizeof(double) * d);
-    if (emit(k->w, NAME("ffn_gate"), O, d, ff, k->type, k->err)) goto done;
+    if (emit(k, NAME("ffn_gate"), O, d, ff)) goto done;
 
     LOAD(W, "ffn_up", d, ff);
     free(X);
     NEED(X = fold_gain_unrotate(s, W, ff, gf));
     for (int j = 0; j < ff; j++)
         for (int c = 0; c < d; c++) O[(size_t)fp[j] * d + c] = fc[j] * X[(size_t)j * d + c];
-    if (emit(k->w, NAME("ffn_up"), O, d, ff, k->type, k->err)) goto done;
+    if (emit(k, NAME("ffn_up"), O, d, ff)) goto done;
 
     LOAD(W, "ffn_down", ff, d);
     free(X);
     NEED(X = rotate_out(s, W, ff));
     for (int r = 0; r < d; r++)
         for (int j = 0; j < ff; j++) O[(size_t)r * ff + fp[j]] = X[(size_t)r * ff + j] / fc[j];
-    if (emit(k->w, NAME("ffn_down"), O, ff, d, k->type, k->err)) goto done;
+    if (emit(k, NAME("ffn_down"), O, ff, d)) goto done;
 
     if (emit_ones(k->w, NAME("attn_norm"), d, k->err)) goto done;
     if (emit_ones(k->w, NAME("ffn_norm"), d, k->err)) goto done;
@@ -485,7 +497,7 @@ static int write_metadata(walk *k, const ee_key *key, const char *scheme, const 
                     strcmp(kv->key, "general.quantization_version") == 0;
         if (keep && ee_gguf_writer_copy_kv(w, kv, err)) return -1;
     }
-    int ftype = k->type == EE_DT_F16 ? 1 : 0;
+    int ftype = ee_llama_file_type_id(k->type);
     if (ee_gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype, err) ||
         ee_gguf_writer_set_str(w, "general.name", "eeinfer encrypted model", err))
         return -1;
@@ -549,8 +561,9 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
     if (!ee_scheme_find(scheme))
         return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, legacy %s)", scheme,
                           EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
-    if (type != EE_DT_F32 && type != EE_DT_F16)
-        return ee_err_set(err, "encrypted models are written as f32 or f16 (asked for %s)",
+    if (ee_llama_file_type_id(type) < 0)
+        return ee_err_set(err, "encrypted models are written as f32, f16, bf16, q8_0, q4_0 or "
+                               "q4_1 (asked for %s)",
                           ee_dtype_get(type) ? ee_dtype_get(type)->name : "?");
     if (ee_model_is_encrypted(plain))
         return ee_err_set(err, "the model is already encrypted (ee.scheme is set); encrypt the "
@@ -574,11 +587,24 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
         return -1;
     }
     st.derive_ms = ee_now_ms() - t0;
+    /* Block-quantized files leave the MLP channels unscaled: ffn_down's
+     * columns carry 1/c, so scales in [1/2, 2] put up to 4x outliers inside
+     * its 32-value blocks, and rounding them costs measured quality (Q8_0
+     * KLD +40%, Q4_1 +35%: docs/BENCHMARKS.md, "Quantized encrypted
+     * models"). The audit recovers these scales anyway (they cancel in its
+     * MLP invariants), so against a worker with public weights nothing is
+     * lost; against the other classes the permutation still hides the
+     * channel order. The scale stream is still drawn, so every other
+     * transform is the one the f32 file of the same key has.
+     * keep_ffn_scales keeps them (to measure the above). */
+    if (ee_dtype_get(type)->block_elems > 1 && !(opts && opts->keep_ffn_scales))
+        for (size_t i = 0; i < (size_t)s.L * s.ff; i++) s.fscale[i] = 1.0;
     memcpy(st.key_id, skey.id, sizeof st.key_id);
     int rc = -1;
     ee_gguf_writer *w = ee_gguf_writer_new(err);
     if (!w) goto done;
-    walk k = {.g = plain, .s = &s, .w = w, .type = type, .err = err};
+    walk k = {.g = plain, .s = &s, .w = w, .type = type,
+              .ref_quantizer = opts && opts->ref_quantizer, .err = err};
     t0 = ee_now_ms();
     if (write_metadata(&k, &skey, scheme, tok) || do_embedding(&k)) goto done;
     for (int l = 0; l < hp.n_layer; l++)

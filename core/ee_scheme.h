@@ -62,8 +62,14 @@ int ee_scheme_key(const ee_key *master, const ee_gguf *plain, const char *scheme
                   ee_err *err);
 
 typedef struct ee_encrypt_opts {
-    ee_dtype out_type;  /* EE_DT_F32 (exact) or EE_DT_F16 */
+    ee_dtype out_type;  /* file type: EE_DT_F32 (exact), F16, BF16, Q8_0, Q4_0 or
+                         * Q4_1 (transformed in double, then rounded per tensor
+                         * as ee_llama_tensor_type says) */
     const char *scheme; /* NULL: EE_SCHEME_ID; EE_SCHEME_LEGACY_V1 for old clients */
+    bool ref_quantizer; /* round blocks as ggml's reference does (default: search
+                         * each block's scale for the least error) */
+    bool keep_ffn_scales; /* block-quantized files drop the MLP channel scales
+                           * (they cost quality; docs/EE.md); true keeps them */
 } ee_encrypt_opts;
 
 typedef struct ee_encrypt_stats {

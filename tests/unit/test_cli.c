@@ -3,6 +3,7 @@
 #include "ee_testmodel.h"
 
 #include <check.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,79 @@ START_TEST(audit_contract_and_key_id) {
 }
 END_TEST
 
+/* ee-model perplexity: a model against itself scores KLD 0 and the same
+ * top token everywhere; the encrypted f32 file, read through the key,
+ * scores the plaintext's perplexity with a KLD at float-rounding level;
+ * the chunk ids written by --tokens-out are the text's; bad input named. */
+static json_t *run_json(const char *cmd) {
+    char *out = NULL, *err = NULL;
+    ck_assert_msg(ee_test_run(cmd, &out, &err) == 0, "'%s': %s", cmd, err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    ck_assert_msg(j && json_is_object(j), "not one JSON object: '%s'", out);
+    free(out);
+    free(err);
+    return j;
+}
+
+START_TEST(perplexity_contract) {
+    const char *bin = ee_test_bindir();
+    char *dir = ee_test_mkdtemp("cli-ppl");
+    char key[512], enc[512], text[512], toks[512], cmd[4096], a[2048];
+    snprintf(key, sizeof key, "%s/k.eekey", dir);
+    snprintf(enc, sizeof enc, "%s/enc.gguf", dir);
+    snprintf(text, sizeof text, "%s/text.txt", dir);
+    snprintf(toks, sizeof toks, "%s/chunks.json", dir);
+    FILE *f = fopen(text, "w");
+    for (int i = 0; i < 40; i++) fprintf(f, "the in then %d, in the then.\n", i);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/ee-model keygen --out %s >/dev/null && %s/ee-model encrypt "
+             "--model %s --key %s --out %s 2>/dev/null", bin, key, bin, g_model, key, enc);
+    ck_assert_int_eq(ee_test_run(cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s/ee-model perplexity --model %s --ref %s --text-file %s --ctx 64 "
+             "--chunks 3 --tokens-out %s --json", bin, g_model, g_model, text, toks);
+    json_t *j = run_json(cmd);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "chunks")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "scored")), 3 * 31);
+    ck_assert(json_real_value(json_object_get(j, "kld_mean")) == 0.0);
+    ck_assert(json_real_value(json_object_get(j, "same_top")) == 1.0);
+    const double ppl = json_real_value(json_object_get(j, "ppl"));
+    ck_assert(ppl > 1.0 && ppl == json_real_value(json_object_get(j, "ppl_ref")));
+    json_decref(j);
+    json_error_t je;
+    json_t *t = json_load_file(toks, 0, &je);
+    ck_assert_msg(t != NULL, "%s", je.text);
+    ck_assert_int_eq(json_integer_value(json_object_get(t, "ctx")), 64);
+    json_t *c0 = json_array_get(json_object_get(t, "chunks"), 0);
+    ck_assert_int_eq(json_array_size(c0), 64);
+    /* "the" is t + he: the first ids of the text. */
+    ck_assert_int_eq(json_integer_value(json_array_get(c0, 0)), 116);
+    ck_assert_int_eq(json_integer_value(json_array_get(c0, 1)), 260);
+    json_decref(t);
+    snprintf(cmd, sizeof cmd, "%s/ee-model perplexity --model %s --key %s --plain-model %s --ref "
+             "%s --text-file %s --ctx 64 --chunks 3 --json", bin, enc, key, g_model, g_model, text);
+    j = run_json(cmd);
+    const double kld = json_real_value(json_object_get(j, "kld_mean"));
+    ck_assert_msg(kld < 1e-6, "encrypted f32 KLD %g", kld);
+    ck_assert(json_real_value(json_object_get(j, "same_top")) >= 0.98);
+    ck_assert(fabs(json_real_value(json_object_get(j, "ppl")) / ppl - 1.0) < 1e-4);
+    json_decref(j);
+    snprintf(a, sizeof a, "perplexity --model %s --text-file %s", enc, text);
+    expect_error(a, "encrypted", "--key");
+    snprintf(a, sizeof a, "perplexity --model %s --text-file %s --ctx 4096", g_model, text);
+    expect_error(a, "fewer than one chunk", NULL);
+    snprintf(a, sizeof a, "perplexity --model %s --text-file %s/missing.txt", g_model, dir);
+    expect_error(a, "--text-file", "missing.txt");
+    snprintf(a, sizeof a, "perplexity --model %s --ref %s --text-file %s", g_model, enc, text);
+    expect_error(a, "--ref", "encrypted");
+    snprintf(a, sizeof a, "perplexity --model %s", g_model);
+    expect_error(a, "--text-file", "required");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+END_TEST
+
 Suite *suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("ee-model");
@@ -222,6 +296,7 @@ Suite *suite_cli(void) {
     tcase_add_test(tc, tokenize_detokenize_round_trip);
     tcase_add_test(tc, convert_round_trip_types);
     tcase_add_test(tc, audit_contract_and_key_id);
+    tcase_add_test(tc, perplexity_contract);
     suite_add_tcase(s, tc);
     return s;
 }

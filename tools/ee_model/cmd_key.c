@@ -3,6 +3,7 @@
 #include "cmds.h"
 #include "ee_gguf.h"
 #include "ee_key.h"
+#include "ee_llama.h"
 #include "ee_platform.h"
 #include "ee_scheme.h"
 
@@ -32,20 +33,31 @@ int cmd_keygen(int argc, char **argv) {
 }
 
 int cmd_encrypt(int argc, char **argv) {
-    enum { MODEL, KEY, OUT, TYPE, SCHEME, THREADS, HELP, NF };
+    enum { MODEL, KEY, OUT, TYPE, SCHEME, QUANTIZER, KEEPSC, THREADS, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true}, [KEY] = {"--key", true},
                       [OUT] = {"--out", true},     [TYPE] = {"--type", true},
-                      [SCHEME] = {"--scheme", true},
+                      [SCHEME] = {"--scheme", true}, [QUANTIZER] = {"--quantizer", true},
+                      [KEEPSC] = {"--keep-ffn-scales", false},
                       [THREADS] = {"--threads", true}, [HELP] = {"--help", false}};
     ee_err err = {{0}};
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("encrypt", err.msg);
     if (f[HELP].present) {
         printf("usage: ee-model encrypt --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
-               "         [--type f32|f16] [--scheme ee-llama-v2|ee-llama-v1] [--threads N]\n"
+               "         [--type f32|f16|bf16|q8_0|q4_0|q4_1] [--scheme ee-llama-v2|ee-llama-v1]\n"
+               "         [--quantizer search|ref] [--keep-ffn-scales] [--threads N]\n"
                "  Applies the key's equivariant transforms to the weights once and writes a\n"
                "  standard GGUF that workers run without the key (docs/EE.md). The transforms\n"
                "  come from the key bound to PLAIN's fingerprint (ee-llama-v2): one key on two\n"
                "  models gives unrelated transforms. ee-llama-v1 is the legacy unbound form.\n"
+               "\n"
+               "  --type f32 (default) is exact: the worker's logits equal the plaintext\n"
+               "  model's up to float rounding. q8_0/q4_0/q4_1 round the transformed weights\n"
+               "  (4-bit types keep token_embd/output at q8_0) for plaintext-Qx speed and\n"
+               "  memory; their quality against plaintext Qx is in docs/BENCHMARKS.md\n"
+               "  (make bench-quality). --quantizer search (default) picks each block's scale\n"
+               "  for the least error; ref rounds as ggml's reference quantizer does.\n"
+               "  Quantized types leave the MLP channels unscaled (the scales put outliers\n"
+               "  in ffn_down's blocks); --keep-ffn-scales keeps them, to measure that.\n"
                "\n"
                "  What this protects, and against whom, is measured (docs/SECURITY.md): a\n"
                "  worker holding PLAIN's public weights recovers every transform and reads\n"
@@ -58,10 +70,20 @@ int cmd_encrypt(int argc, char **argv) {
         return cmd_fail("encrypt", "--model, --key and --out are required");
     ee_encrypt_opts o = {.out_type = EE_DT_F32};
     if (f[TYPE].present) {
-        if (!strcmp(f[TYPE].value, "f32")) o.out_type = EE_DT_F32;
-        else if (!strcmp(f[TYPE].value, "f16")) o.out_type = EE_DT_F16;
-        else {
-            snprintf(err.msg, sizeof err.msg, "--type: '%s' is not f32 or f16", f[TYPE].value);
+        if (ee_dtype_from_name(f[TYPE].value, &o.out_type) ||
+            ee_llama_file_type_id(o.out_type) < 0) {
+            snprintf(err.msg, sizeof err.msg,
+                     "--type: unknown type '%s' (use f32, f16, bf16, q8_0, q4_0 or q4_1)",
+                     f[TYPE].value);
+            return cmd_fail("encrypt", err.msg);
+        }
+    }
+    o.keep_ffn_scales = f[KEEPSC].present;
+    if (f[QUANTIZER].present) {
+        if (!strcmp(f[QUANTIZER].value, "ref")) o.ref_quantizer = true;
+        else if (strcmp(f[QUANTIZER].value, "search")) {
+            snprintf(err.msg, sizeof err.msg, "--quantizer: '%s' is not search or ref",
+                     f[QUANTIZER].value);
             return cmd_fail("encrypt", err.msg);
         }
     }
@@ -87,7 +109,7 @@ int cmd_encrypt(int argc, char **argv) {
         fprintf(stderr,
                 "encrypted %s -> %s (%s, key id %s, %s): derive %.0f ms, transform %.0f ms, write %.0f "
                 "ms, %.1f MB\n",
-                f[MODEL].value, f[OUT].value, o.scheme ? o.scheme : EE_SCHEME_ID, st.key_id, o.out_type == EE_DT_F32 ? "f32" : "f16",
+                f[MODEL].value, f[OUT].value, o.scheme ? o.scheme : EE_SCHEME_ID, st.key_id, ee_dtype_get(o.out_type)->name,
                 st.derive_ms, st.transform_ms, st.write_ms, st.out_bytes / 1e6);
     ee_key_wipe(&k);
     ee_gguf_close(g);

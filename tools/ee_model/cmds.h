@@ -12,6 +12,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_keyid(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* Print "ee-model CMD: msg" to stderr; returns 1 (usage/data error). */
 int cmd_fail(const char *cmd, const char *msg);

@@ -19,10 +19,13 @@ static void usage(FILE *f) {
             "  tokenize    --model M.gguf --prompt TEXT [--chat] [--json]\n"
             "  detokenize  --model M.gguf --tokens ID,ID,... [--special]\n"
             "  convert     --model M.gguf --type f32|f16|bf16|q8_0|q4_0|q4_1 --out OUT.gguf\n"
+            "  perplexity  --model M.gguf --text-file F [--ref REF.gguf] [--json]\n"
+            "              (quality against a reference: KLD, same top token, PPL)\n"
             "\n"
             "equivariant encryption (docs/EE.md):\n"
             "  keygen      --out K.eekey\n"
-            "  encrypt     --model PLAIN.gguf --key K.eekey --out ENC.gguf [--type f32|f16]\n"
+            "  encrypt     --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
+            "              [--type f32|f16|bf16|q8_0|q4_0|q4_1]\n"
             "  key-id      --key K.eekey --model PLAIN.gguf   (the key_id requests carry)\n"
             "  tokenize    --model PLAIN.gguf --key K.eekey --prompt TEXT [--chat]   (encrypted ids)\n"
             "  detokenize  --model PLAIN.gguf --key K.eekey --tokens ENC_IDS        (decrypts)\n"
@@ -54,7 +57,7 @@ int main(int argc, char **argv) {
         {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize},
         {"convert", cmd_convert},   {"keygen", cmd_keygen},
         {"encrypt", cmd_encrypt},   {"audit", cmd_audit},
-        {"key-id", cmd_keyid},
+        {"key-id", cmd_keyid},      {"perplexity", cmd_perplexity},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
