@@ -232,6 +232,10 @@ $(BUILD)/bin/bench-seal: bench/seal_cost.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bin/bench-batch: bench/batch_decode.c $(LIBCORE) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # Quality of encrypted quantized models against plaintext ones of the same
 # type, on a held-out text from a package (docs/BENCHMARKS.md).
 bench-quality: $(BINS) $(MODEL) | $(STAMP)/bench-venv

@@ -222,6 +222,22 @@ def audit(ee, enc, model, key, extra=()):
     return json.loads(r.stdout)
 
 
+def class1_quantized(ee, args, res, key, d, secret):
+    """Class 1 on block-quantized encrypted files: rounding acts like noise
+    on the weights the worker holds, so it must not pass for a defence."""
+    ids = tokenize(ee, args.model, [secret], d, "secretq", chat=True, key=key)[0]
+    res["class1_quantized"] = {"date": time.strftime("%Y-%m-%d")}
+    for t in [x for x in args.quantized.split(",") if x]:
+        enc = os.path.join(d, f"enc-{t}.gguf")
+        run([ee, "encrypt", "--model", args.model, "--key", key, "--out", enc, "--type", t])
+        a = audit(ee, enc, args.model, key, ["--tokens", ",".join(map(str, ids))])
+        a["secret_prompt_recovered"] = secret in a.get("text", "")
+        res["class1_quantized"][t] = a
+        print(f"class 1 ({t}): vocab {a['vocab_recovered']:.4f} (correct "
+              f"{a['vocab_correct']:.4f}) in {a['seconds']:.1f} s", file=sys.stderr)
+        os.unlink(enc)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -232,12 +248,26 @@ def main():
     ap.add_argument("--write", action="store_true", help="update docs/SECURITY.md")
     ap.add_argument("--json-out")
     ap.add_argument("--from-json", help="render the table of an earlier --json-out, measuring nothing")
+    ap.add_argument("--quantized", default="q8_0,q4_0,q4_1",
+                    help="class 1 is also measured on encrypted files of these block types")
+    ap.add_argument("--quantized-into", metavar="BASE_JSON",
+                    help="measure only class 1 on the --quantized types and merge it into an "
+                         "earlier --json-out (the other rows keep their measured date)")
     args = ap.parse_args()
     ee = os.path.join(args.bin, "ee-model")
     if not args.model and not args.from_json:
         sys.exit("security-report: --model PLAIN.gguf is required")
     if args.from_json:  # re-render a measured run (no measuring)
         res = json.load(open(args.from_json))
+        finish(res, args)
+        return
+    if args.quantized_into:
+        res = json.load(open(args.quantized_into))
+        victim, _, _, _ = load_corpus()
+        with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
+            key = os.path.join(d, "k.eekey")
+            run([ee, "keygen", "--out", key])
+            class1_quantized(ee, args, res, key, d, victim[7])
         finish(res, args)
         return
     res = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
@@ -265,6 +295,7 @@ def main():
             print(f"class 1 ({t}): vocab {a['vocab_recovered']:.4f} (correct "
                   f"{a['vocab_correct']:.4f}) in {a['seconds']:.1f} s", file=sys.stderr)
         res["class1"]["secret_prompt_recovered"] = secret in res["class1"]["f32"].get("text", "")
+        class1_quantized(ee, args, res, key, d, secret)
         # class 2
         res["class2"] = []
         for e in (float(x) for x in args.eps.split(",")):
@@ -390,6 +421,17 @@ def render(res, args):
              f"{f32['seconds']:.0f} s (f32), {f16['seconds']:.0f} s (f16), no key, no traffic | "
              f"none: EE does not protect against this class; use a model that is not public, "
              f"or TEEs/MPC |")
+    cq = res.get("class1_quantized")
+    if cq:
+        qs = [t for t in cq if t != "date"]
+        got = "; ".join(f"{t}: **{pct(cq[t]['vocab_recovered'])}** ({pct(cq[t]['vocab_correct'])} "
+                        f"correct), secret prompt {'decrypted' if cq[t]['secret_prompt_recovered'] else 'NOT decrypted'}"
+                        for t in qs)
+        cost = ", ".join(f"{cq[t]['seconds']:.0f} s ({t})" for t in qs)
+        L.append(f"| 1q. the same, quantized encrypted files (measured {cq['date']}) | encrypted "
+                 f"{'/'.join(qs)} GGUF (`encrypt --type`) + public SmolLM2 | the same audit, "
+                 f"unchanged: rounding is noise on the weights it aligns | {got} | {cost} | "
+                 f"none: quantizing is not a defence |")
     c2 = res["class2"]
     curve = ", ".join(f"eps {a['perturb']:g}: {pct(a['vocab_recovered'])}" for a in c2)
     boundary = next((a for a in c2 if a["vocab_recovered"] < 0.5), None)

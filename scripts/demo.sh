@@ -16,7 +16,11 @@ BIN=build/bin
 DEMO=.cache/demo
 PROMPT=${PROMPT:-"What is the capital of France? Answer in one sentence."}
 KEY=$DEMO/demo.eekey
-ENC=$DEMO/SmolLM2-135M-Instruct.enc-f32.gguf
+# The served file's type: q8_0 by default (plaintext-like speed and memory,
+# KLD 0.002 against the exact model: docs/BENCHMARKS.md "Quantized
+# encrypted models"); EE_TYPE=f32 serves the exact one.
+EE_TYPE=${EE_TYPE:-q8_0}
+ENC=$DEMO/SmolLM2-135M-Instruct.enc-$EE_TYPE.gguf
 REPLIES=ee.replies.demo
 mkdir -p "$DEMO"
 WLOG=$DEMO/worker.log
@@ -36,11 +40,11 @@ echo "== 1. key holder: key + encrypted model (trusted machine; cached)"
 if [ ! -f "$ENC" ] || [ "$($BIN/ee-model info --model "$ENC" --json | jq -r .scheme_status)" != current ] \
    || ! $BIN/ee-model generate --model "$ENC" --key "$KEY" --plain-model "$MODEL" --prompt hi \
         --max-tokens 1 >/dev/null 2>&1; then
-  $BIN/ee-model encrypt --model "$MODEL" --key "$KEY" --out "$ENC"
+  $BIN/ee-model encrypt --model "$MODEL" --key "$KEY" --type "$EE_TYPE" --out "$ENC"
 fi
 KEY_ID=$($BIN/ee-model info --model "$ENC" --json | jq -r .key_id)
 echo "   key $KEY (0600, never leaves this side), key id $KEY_ID"
-echo "   encrypted model $ENC"
+echo "   encrypted model $ENC ($EE_TYPE)"
 
 # Sealed and signed jobs (docs/PROTOCOL.md): the worker pool's sealing key
 # and the client's signing key; the worker refuses anything else.

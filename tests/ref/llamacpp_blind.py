@@ -284,6 +284,8 @@ def main():
     ap.add_argument("--prompts", type=int, default=5, help=f"1..{len(PROMPTS)} (default 5)")
     ap.add_argument("--tokens", type=int, default=48, help="greedy tokens per prompt (default 48)")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (key, files)")
+    ap.add_argument("--quantized", default="q8_0,q4_1",
+                    help="also check encrypted files of these block types (comma list; '' none)")
     args = ap.parse_args()
     if not 1 <= args.prompts <= len(PROMPTS):
         ap.error(f"--prompts must be 1..{len(PROMPTS)}")
@@ -501,8 +503,61 @@ def run(args, ee, plain, work):
     log(f"  enc/plain ratio (llama.cpp):   {sp_enc[0] / sp_plain[0]:9.2f} {sp_enc[1] / sp_plain[1]:9.2f}")
 
     n_ok = sum(r["ok"] for r in rows)
-    log(f"\nRESULT: {n_ok}/{len(rows)} prompts matched -> {'PASS' if all_ok else 'FAIL'}")
+    log(f"\nRESULT f32: {n_ok}/{len(rows)} prompts matched -> {'PASS' if all_ok else 'FAIL'}")
+    for t in [x for x in args.quantized.split(",") if x]:
+        all_ok &= quantized_pass(args, ee, plain, key, work, t, enc_ids, prompts, stops_enc,
+                                 decrypt_id)
+    log(f"\nRESULT: {'PASS' if all_ok else 'FAIL'}")
     return all_ok
+
+
+TIE_Q = 0.25  # llama.cpp quantizes activations to 8 bits for Q8_0/Q4 products
+
+
+def quantized_pass(args, ee, plain, key, work, qtype, enc_ids, prompts, stops_enc, decrypt_id):
+    """A block-quantized encrypted file (`encrypt --type QTYPE`, the same
+    key) in stock llama.cpp and in our engine, both blind on the same
+    encrypted ids: the ids must agree token for token (up to near-ties, which
+    are wider here: llama.cpp rounds activations to 8 bits in quantized
+    products, we keep them f32), the stop ids must be the f32 file's, and our
+    client must decrypt llama.cpp's output into text."""
+    G = args.tokens
+    encq = os.path.join(work, f"enc-{qtype}.gguf")
+    t0 = time.perf_counter()
+    ee.run("encrypt", "--model", plain, "--key", key, "--out", encq, "--type", qtype)
+    stops_q = read_stop_ids(encq)
+    log(f"\n[q] {qtype}: encrypt {time.perf_counter() - t0:.1f} s, "
+        f"{os.path.getsize(encq) / 1e6:.0f} MB; ee.stop_ids {stops_q}")
+    ok = stops_q == stops_enc
+    if not ok:
+        log(f"   !! stop ids {stops_q} differ from the f32 file's {stops_enc}")
+    lc = LlamaCpp(encq)
+    warn = lc.warnings()
+    runs = [lc.greedy(ids, G, set(stops_q)) for ids in enc_ids]
+    lc.close()
+    ours = [ee.worker_generate(encq, ids, G) for ids in enc_ids]
+    for k, p in enumerate(prompts):
+        out, margins, stop_at, *_ = runs[k]
+        o_out = [int(t) for t in ours[k]["tokens"]]
+        split = first_split(out, o_out)
+        if len(o_out) != G:
+            verdict, good = f"our engine gave {len(o_out)} tokens", False
+        elif split is None:
+            verdict, good = "equal", True
+        elif margins[split] < TIE_Q:
+            verdict, good = f"tie@{split} (llama.cpp margin {margins[split]:.3g})", True
+        else:
+            verdict, good = f"SPLIT@{split} (llama.cpp margin {margins[split]:.3g})", False
+        upto = stop_at if stop_at is not None else (split if split is not None else G)
+        dec = [decrypt_id(e) for e in out[:upto]]
+        if None in dec:
+            verdict, good = verdict + "; an output id does not decrypt", False
+        text = ee.detokenize(plain, key, out[:upto])
+        ok &= good
+        log(f"   {k:>2} {'yes' if good else 'NO':4} {verdict:40} -> {show(text, 70)}")
+    log(f"   llama.cpp load warnings: {len(warn)}" + "".join(f"\n     {w}" for w in warn))
+    log(f"RESULT {qtype}: {'PASS' if ok else 'FAIL'}")
+    return ok
 
 
 if __name__ == "__main__":
