@@ -188,6 +188,10 @@ def llama_worker(args):
     Python overhead); wall_tok_s is the Python wall clock around the eval
     calls, for reference (about 1% lower for tg)."""
     import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tests", "ref"))
+    import llamacpp_compat
+    llamacpp_compat.no_extra_buffer_types()  # AMX/repack segfault on quantized files
     import llama_cpp
     from llama_cpp import Llama
     ids = json.loads(args.ids)

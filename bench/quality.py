@@ -107,6 +107,10 @@ class Bench:
         out = self.path(name)
         if name in self.made:
             return out
+        if (self.args.reuse_files and os.path.exists(out)
+                and os.path.getmtime(out) >= os.path.getmtime(self.ee)):
+            self.made.add(name)
+            return out
         t0 = time.time()
         self.run(*cmd, "--out", out)
         log(f"  built {name} ({os.path.getsize(out) / 1e6:.1f} MB, {time.time() - t0:.0f} s)")
@@ -159,6 +163,9 @@ class Bench:
 def llamacpp_kld(ref_path, test_path, tokens_json, threads):
     """KLD of test vs ref by llama.cpp on the same chunks (plaintext files)."""
     import numpy as np
+    sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
+    import llamacpp_compat
+    llamacpp_compat.no_extra_buffer_types()
     import llama_cpp
     from llama_cpp import Llama
 
@@ -166,29 +173,31 @@ def llamacpp_kld(ref_path, test_path, tokens_json, threads):
     ctx = chunks["ctx"]
 
     def logits(path):
-        llm = Llama(path, n_ctx=ctx, n_batch=ctx, logits_all=True, verbose=False,
+        llm = Llama(path, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, verbose=False,
                     n_threads=threads, n_threads_batch=threads,
                     type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
-        out = []
-        for ids in chunks["chunks"]:
-            llm.reset()
-            llm.eval(ids)
-            out.append(np.array(llm.scores[:ctx], dtype=np.float64))
-        del llm
+        out = [llamacpp_compat.all_logits(llm, ids) for ids in chunks["chunks"]]
+        llm.close()
         return out
 
     def log_softmax(x):
         m = x.max(axis=1, keepdims=True)
         return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
 
-    lr, lt = logits(ref_path), logits(test_path)
+    if ref_path not in _REF_CACHE:
+        _REF_CACHE.clear()
+        _REF_CACHE[ref_path] = [log_softmax(a[ctx // 2:ctx - 1]) for a in logits(ref_path)]
+    lr, lt = _REF_CACHE[ref_path], logits(test_path)
     klds, same = [], 0
     first = ctx // 2
-    for a, b in zip(lr, lt):
-        pa, pb = log_softmax(a[first:ctx - 1]), log_softmax(b[first:ctx - 1])
+    for pa, b in zip(lr, lt):
+        pb = log_softmax(b[first:ctx - 1])
         klds.extend((np.exp(pa) * (pa - pb)).sum(axis=1))
         same += int((pa.argmax(axis=1) == pb.argmax(axis=1)).sum())
     return float(np.mean(klds)), same / len(klds)
+
+
+_REF_CACHE = {}
 
 
 def table(res):
@@ -239,6 +248,11 @@ def main():
     ap.add_argument("--json-out")
     ap.add_argument("--from-json", help="re-render a saved result")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--reuse-files", action="store_true",
+                    help="keep files of an earlier run that are newer than ee-model")
+    ap.add_argument("--reuse-scores", action="store_true",
+                    help="take the files and scores of the last run (.cache/quality/scores.json)"
+                         " and run only the llama.cpp check and the speed runs")
     args = ap.parse_args()
     if args.from_json:
         res = json.load(open(args.from_json))
@@ -247,17 +261,29 @@ def main():
         b = Bench(args)
         text = corpus()
         types = [t for t in args.types.split(",") if t]
-        log("building files")
-        rows = b.files(types)
+        scores = os.path.join(WORK, "scores.json")
         tok_json = os.path.join(WORK, "chunks.json")
-        res = {"rows": [], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-        for r in rows:
-            q = b.score(r, text, tok_json if not res["rows"] else None)
-            r["quality"] = q
-            r["mb"] = os.path.getsize(r["path"]) / 1e6
-            res.update(ppl_ref=q["ppl_ref"], scored=q["scored"], chunks=q["chunks"], ctx=q["ctx"])
-            log(f"  {r['name']:18s} ppl {q['ppl']:.3f} kld {q['kld_mean']:.5f} same {q['same_top']:.3f}")
-            res["rows"].append(r)
+        if args.reuse_scores:
+            res = json.load(open(scores))
+            b.ref = b.path("plain-f32")
+            for r in res["rows"]:
+                r["path"] = b.path(r["name"])
+        else:
+            log("building files")
+            rows = b.files(types)
+            res = {"rows": [], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            for r in rows:
+                q = b.score(r, text, tok_json if not res["rows"] else None)
+                r["quality"] = q
+                r["mb"] = os.path.getsize(r["path"]) / 1e6
+                res.update(ppl_ref=q["ppl_ref"], scored=q["scored"], chunks=q["chunks"],
+                           ctx=q["ctx"])
+                log(f"  {r['name']:18s} ppl {q['ppl']:.3f} kld {q['kld_mean']:.5f} "
+                    f"same {q['same_top']:.3f}")
+                res["rows"].append(r)
+            with open(scores + ".tmp", "w") as f:  # a checkpoint: the slow part is done
+                json.dump(res, f, indent=1)
+            os.replace(scores + ".tmp", scores)
         if not args.no_llamacpp:
             for r in res["rows"]:
                 if not r["enc"]:

@@ -64,6 +64,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 TIE = 1e-3          # top-2 logit margin below which a split is a near-tie
 N_CTX = 512
 THREADS = 2
@@ -160,6 +162,8 @@ class LlamaCpp:
     """Stock llama.cpp through llama-cpp-python, with its load log captured."""
 
     def __init__(self, path):
+        import llamacpp_compat
+        llamacpp_compat.no_extra_buffer_types()  # AMX/repack segfault on quantized files
         import llama_cpp
         from llama_cpp import Llama
         self.lc = llama_cpp
