@@ -8,7 +8,9 @@ measured numbers (docs/BENCHMARKS.md records them with this command):
      ee-consumer - client latency (produce to final reply) and the worker's
      queue / prefill / decode times;
   3. throughput under load: ee-producer load with C jobs outstanding, worker
-     max_batch 1 (one job at a time) vs 4 (continuous batching).
+     max_batch 1 (one job at a time) vs 4 (continuous batching); each run's
+     per-job records and plots (ee-producer load --report) go to
+     .cache/bench/service-<UTC time>/max_batch-<B>/ (index.md there).
 
 Nothing else should run on the machine meanwhile (2 cores).
 Usage: bench_service.py --bin build/bin --model PLAIN.gguf [--reps 10]
@@ -79,6 +81,11 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--load-count", type=int, default=24)
     ap.add_argument("--load-concurrency", type=int, default=8)
+    ap.add_argument("--load-stream", action="store_true",
+                    help="throughput runs stream replies (time to first token; a record per token)")
+    ap.add_argument("--report-dir", default=os.path.join(
+        ROOT, ".cache/bench", time.strftime("service-%Y%m%dT%H%M%SZ", time.gmtime())),
+        help="where the throughput runs' records and plots go")
     a = ap.parse_args()
     cache = os.path.join(ROOT, ".cache/bench-service")
     os.makedirs(cache, exist_ok=True)
@@ -176,22 +183,32 @@ def main():
         pf_path = os.path.join(cache, "prompts.txt")
         with open(pf_path, "w") as fh:
             fh.write("\n".join(LOAD_PROMPTS) + "\n")
+        os.makedirs(a.report_dir, exist_ok=True)
+        reports = []
         for mb in (1, 4):
             p, f = start_worker(a, enc, mb, os.path.join(cache, f"worker-b{mb}.log"))
+            rdir = os.path.join(a.report_dir, f"max_batch-{mb}")
             try:
                 r = subprocess.run([prod, "load", "--bootstrap", BOOT, "--model", "smollm2",
                                     "--key", key, "--plain-model", a.model, "--chat",
                                     "--prompts-file", pf_path, "--count", str(a.load_count),
                                     "--concurrency", str(a.load_concurrency),
                                     "--max-tokens", str(a.max_tokens),
-                                    "--reply-to", "ee.replies.bench", "--json"],
-                                   capture_output=True, text=True)
+                                    "--reply-to", "ee.replies.bench", "--json",
+                                    "--report", rdir] + (["--stream"] if a.load_stream else []),
+                                   capture_output=True, text=True,
+                                   env={**os.environ, "EE_PYTHON": sys.executable})
                 if r.returncode != 0:
-                    sys.exit(f"load failed: {r.stderr[-2000:]}")
+                    sys.exit(f"load failed (exit {r.returncode}; records in {rdir}): "
+                             f"{r.stdout[-1000:]} {r.stderr[-2000:]}")
                 o = json.loads(r.stdout.strip().splitlines()[-1])
                 print(f"load    max_batch {mb}: {json.dumps(o, sort_keys=True)}")
+                reports.append(os.path.join(rdir, "index.md"))
             finally:
                 stop_worker(p, f)
+        for rp in reports:
+            print(f"report  {os.path.relpath(rp, ROOT)} (latency.png, latency_cdf.png, "
+                  f"throughput.png, workers.png, records.jsonl beside it)")
     finally:
         if started:
             run(["bash", os.path.join(ROOT, "scripts/kafka.sh"), "down"])

@@ -182,7 +182,7 @@ def fmt(v, unit=""):
     return "-" if v is None else f"{v:.1f}{unit}"
 
 
-def write_index(out, run, jobs, summary):
+def write_index(out, records, run, jobs, summary):
     s = summary
     lat = s.get("latency_ms") or {}
     open_loop = run["loop"] == "open"
@@ -220,7 +220,7 @@ def write_index(out, run, jobs, summary):
               "", "![latency over time](latency.png)", "",
               "![latency distribution](latency_cdf.png)", "",
               "![throughput](throughput.png)", "", "![jobs per worker](workers.png)", "",
-              "Data: `records.jsonl` (one line per job), `summary.json`.", ""]
+              f"Data: `{os.path.relpath(records, out)}` (one line per job), `summary.json`.", ""]
     with open(os.path.join(out, "index.md"), "w") as fh:
         fh.write("\n".join(lines))
 
@@ -248,7 +248,7 @@ def main():
     plot_cdf(plt, run, jobs, os.path.join(a.out, "latency_cdf.png"))
     plot_throughput(plt, run, jobs, os.path.join(a.out, "throughput.png"))
     plot_workers(plt, jobs, os.path.join(a.out, "workers.png"))
-    write_index(a.out, run, jobs, summary)
+    write_index(a.out, a.records, run, jobs, summary)
     print(f"load report: {os.path.join(a.out, 'index.md')} (plots latency.png, latency_cdf.png, "
           f"throughput.png, workers.png)")
 

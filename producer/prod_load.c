@@ -61,7 +61,7 @@ static const char *USAGE =
     "  --records FILE: one JSON line per job as it ends (JSON Lines; the first\n"
     "  line describes the run and its start_epoch_ms): intended/sent/first\n"
     "  token/final times in ms since the start, status (ok or the error code),\n"
-    "  tokens, worker, worker queue/prefill/decode ms (docs/KAFKA.md).\n"
+    "  tokens, worker, worker queue/prefill/decode ms (docs/PROTOCOL.md).\n"
     "  --report DIR: DIR/records.jsonl (or the --records FILE), DIR/summary.json,\n"
     "  and plots drawn by bench/load_report.py (matplotlib: make venv) into DIR:\n"
     "  latency over time, latency distribution, throughput per second, jobs\n"

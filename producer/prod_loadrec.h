@@ -7,7 +7,7 @@
  * streamed partial; null without --stream), final_ms, and status ("ok", a
  * protocol error code, "bad_reply", "timeout", "unsent" or "pending" for
  * a job still open when the run stopped), tokens, worker and the worker's
- * queue/prefill/decode ms. docs/KAFKA.md lists the fields.
+ * queue/prefill/decode ms. docs/PROTOCOL.md lists the fields.
  *
  * Each line goes out in one write(2) on an O_APPEND descriptor: a crash
  * leaves whole lines only. */
