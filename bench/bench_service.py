@@ -216,9 +216,10 @@ def main():
                 if mb == 4:
                     # open loop at 75% of what the closed loop reached, streamed: latency
                     # from the intended send (no coordinated omission) and first token
-                    rate = round(0.75 * o["throughput_jobs_s"], 2)
-                    o = load("max_batch-4-open", ["--count", str(2 * a.load_count), "--rate",
-                                                  str(rate), "--stream"])
+                    rate = max(0.05, round(0.75 * o["throughput_jobs_s"], 2))
+                    n_open = max(8, min(2 * a.load_count, int(rate * 30)))  # about 30 s
+                    o = load("max_batch-4-open", ["--count", str(n_open), "--rate", str(rate),
+                                                  "--stream"])
                     print(f"load    max_batch 4, open loop at {rate} jobs/s (75% of the closed "
                           f"loop's), streamed: {json.dumps(o, sort_keys=True)}")
             finally:

@@ -214,8 +214,8 @@ def write_index(out, records, run, jobs, summary):
     lines += ["",
               "Open loop latency is measured from each job's intended send time "
               "(start + i/rate), as wrk2 does, so a stall that delays sends is counted "
-              "(no coordinated omission); the service time is from the actual send. "
-              "Closed loop: from the actual send." if open_loop else
+              "(no coordinated omission); the service time is from the actual send."
+              if open_loop else
               "Closed loop: latency is from the actual send (produce call) to the final reply.",
               "", "![latency over time](latency.png)", "",
               "![latency distribution](latency_cdf.png)", "",
