@@ -391,7 +391,7 @@ int prod_cmd_load(int argc, char **argv) {
     rc = prod_session_open(&ss, &l.c, topics, l.prompts.n, true, (int)l.c.timeout_ms,
                            ee_now_ms() + (double)l.c.timeout_ms, &err);
     if (rc) goto done;
-    pr = (prod_print){.cl = &l.cl, .quiet = true};
+    pr = (prod_print){.cl = &l.cl, .quiet = true, .erase_line = l.prog.on};
     col = (prod_collect){.rep = &ss.rep, .tr = &tr, .cl = &l.cl, .pr = &pr, .cap = &ss.cap};
     rc = run(&l, &ss, &col, &err);
     double wall = ee_now_ms() - l.t0;

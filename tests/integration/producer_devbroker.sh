@@ -231,6 +231,11 @@ has loadrec.err "records and summary.json are in $tmp/rep"
 jq -e '.jobs.timeout == 2 and .latency_from == "actual_send"' "$tmp/rep/summary.json" >/dev/null ||
     fail "loadrec summary: $(cat "$tmp/rep/summary.json")"
 [[ "$(grep -c $'\r' "$tmp/loadrec.err")" == 0 ]] || fail "loadrec: progress line on a pipe"
+run 0 loadbar "$P" load "${COMMON[@]}" --model smollm2 --reply-to "$REPLY" --prompt "Hi." \
+    --count 3 --concurrency 3 --progress
+has loadbar.err "3/3 done, 0 in flight, 0 errors |"
+[[ "$(tail -c 4 "$tmp/loadbar.err" | od -An -c | tr -d ' ')" == '\r033[K' ]] ||
+    fail "loadbar: the progress line is not erased at the end: $(od -c "$tmp/loadbar.err" | tail -3)"
 run 1 loadprog "$P" load "${COMMON[@]}" --model smollm2 --prompt x --progress --no-progress
 has loadprog.err "give at most one of --progress and --no-progress"
 run 1 loadbadrec "$P" load "${COMMON[@]}" --model smollm2 --prompt x --records /nonexistent/r.jsonl
