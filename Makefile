@@ -106,7 +106,7 @@ $(BUILD)/obj/%.o: %.c | $(STAMP)/deps
 
 $(BUILD)/san/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(SAN) $(CHECK_CFLAGS) -Itests/common -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(SAN) $(CHECK_CFLAGS) -Itests/common -Iproducer -MMD -MP -c $< -o $@
 
 $(LIBCORE): $(CORE_OBJ) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
@@ -140,7 +140,13 @@ $(BUILD)/gen/%-suites.h: $(UNIT_SRC) $(MODEL_TEST_SRC) | $(STAMP)/deps
 	@grep -ho 'Suite \*suite_[a-z0-9_]*(void)' $(if $(filter unit,$*),$(UNIT_SRC),$(MODEL_TEST_SRC)) \
 	  | sed 's/Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' | sort -u > $@.tmp && mv $@.tmp $@
 
-UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/san/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/san/%.o)
+# Producer pieces without Kafka I/O (load-test statistics, schedule,
+# records, progress line), unit tested directly (tests/unit/test_prod_load.c).
+PROD_UNIT_SRC = producer/prod_stats.c producer/prod_sched.c producer/prod_loadrec.c \
+                producer/prod_progress.c producer/prod_tracker.c producer/prod_stream.c \
+                producer/prod_buf.c
+UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/san/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/san/%.o) \
+            $(PROD_UNIT_SRC:%.c=$(BUILD)/san/%.o)
 MODEL_TOBJ = $(MODEL_TEST_SRC:%.c=$(BUILD)/tobj/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/tobj/%.o)
 
 $(BUILD)/tobj/%.o: %.c | $(STAMP)/deps

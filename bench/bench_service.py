@@ -8,7 +8,10 @@ measured numbers (docs/BENCHMARKS.md records them with this command):
      ee-consumer - client latency (produce to final reply) and the worker's
      queue / prefill / decode times;
   3. throughput under load: ee-producer load with C jobs outstanding, worker
-     max_batch 1 (one job at a time) vs 4 (continuous batching).
+     max_batch 1 (one job at a time) vs 4 (continuous batching); then an
+     open loop (--rate at 75% of the batch-4 throughput, --stream) against the
+     batch-4 worker. Each run's per-job records and plots (ee-producer load
+     --report) go to .cache/bench/service-<UTC time>/<run>/ (index.md there).
 
 Nothing else should run on the machine meanwhile (2 cores).
 Usage: bench_service.py --bin build/bin --model PLAIN.gguf [--reps 10]
@@ -79,6 +82,11 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--load-count", type=int, default=24)
     ap.add_argument("--load-concurrency", type=int, default=8)
+    ap.add_argument("--load-stream", action="store_true",
+                    help="throughput runs stream replies (time to first token; a record per token)")
+    ap.add_argument("--report-dir", default=os.path.join(
+        ROOT, ".cache/bench", time.strftime("service-%Y%m%dT%H%M%SZ", time.gmtime())),
+        help="where the throughput runs' records and plots go")
     a = ap.parse_args()
     cache = os.path.join(ROOT, ".cache/bench-service")
     os.makedirs(cache, exist_ok=True)
@@ -176,22 +184,49 @@ def main():
         pf_path = os.path.join(cache, "prompts.txt")
         with open(pf_path, "w") as fh:
             fh.write("\n".join(LOAD_PROMPTS) + "\n")
+        os.makedirs(a.report_dir, exist_ok=True)
+        reports = []
+
+        def load(name, extra):
+            """One ee-producer load run with its report in REPORT_DIR/name."""
+            rdir = os.path.join(a.report_dir, name)
+            r = subprocess.run([prod, "load", "--bootstrap", BOOT, "--model", "smollm2",
+                                "--key", key, "--plain-model", a.model, "--chat",
+                                "--prompts-file", pf_path, "--concurrency", str(a.load_concurrency),
+                                "--max-tokens", str(a.max_tokens), "--reply-to", "ee.replies.bench",
+                                "--json", "--report", rdir] + extra,
+                               capture_output=True, text=True,
+                               env={**os.environ, "EE_PYTHON": sys.executable})
+            # 2 (error replies) and 3 (timeouts) are results: the summary counts them
+            if r.returncode not in (0, 2, 3):
+                sys.exit(f"load failed (exit {r.returncode}; records in {rdir}): "
+                         f"{r.stdout[-1000:]} {r.stderr[-2000:]}")
+            reports.append(os.path.join(rdir, "index.md"))
+            o = json.loads(r.stdout.strip().splitlines()[-1])
+            if r.returncode:
+                print(f"WARNING {name}: not every job ended ok: {o['jobs']}")
+            return o
+
         for mb in (1, 4):
             p, f = start_worker(a, enc, mb, os.path.join(cache, f"worker-b{mb}.log"))
             try:
-                r = subprocess.run([prod, "load", "--bootstrap", BOOT, "--model", "smollm2",
-                                    "--key", key, "--plain-model", a.model, "--chat",
-                                    "--prompts-file", pf_path, "--count", str(a.load_count),
-                                    "--concurrency", str(a.load_concurrency),
-                                    "--max-tokens", str(a.max_tokens),
-                                    "--reply-to", "ee.replies.bench", "--json"],
-                                   capture_output=True, text=True)
-                if r.returncode != 0:
-                    sys.exit(f"load failed: {r.stderr[-2000:]}")
-                o = json.loads(r.stdout.strip().splitlines()[-1])
+                o = load(f"max_batch-{mb}", ["--count", str(a.load_count)] +
+                         (["--stream"] if a.load_stream else []))
                 print(f"load    max_batch {mb}: {json.dumps(o, sort_keys=True)}")
+                if mb == 4:
+                    # open loop at 75% of what the closed loop reached, streamed: latency
+                    # from the intended send (no coordinated omission) and first token
+                    rate = max(0.05, round(0.75 * o["throughput_jobs_s"], 2))
+                    n_open = max(8, min(2 * a.load_count, int(rate * 30)))  # about 30 s
+                    o = load("max_batch-4-open", ["--count", str(n_open), "--rate", str(rate),
+                                                  "--stream"])
+                    print(f"load    max_batch 4, open loop at {rate} jobs/s (75% of the closed "
+                          f"loop's), streamed: {json.dumps(o, sort_keys=True)}")
             finally:
                 stop_worker(p, f)
+        for rp in reports:
+            print(f"report  {os.path.relpath(rp, ROOT)} (latency.png, latency_cdf.png, "
+                  f"throughput.png, workers.png, records.jsonl beside it)")
     finally:
         if started:
             run(["bash", os.path.join(ROOT, "scripts/kafka.sh"), "down"])

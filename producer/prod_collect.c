@@ -41,6 +41,7 @@ static int take_final(prod_collect *c, prod_job *j, ee_proto_reply *r, ee_err *e
 static int take_partial(prod_collect *c, prod_job *j, const ee_proto_reply *r, ee_err *err) {
     if (r->seq != j->next_seq) return 0; /* repeated (redelivery) or out of order */
     j->next_seq++;
+    if (j->t_first == 0 && r->n_tokens > 0) j->t_first = ee_now_ms();
     int32_t *plain = malloc((r->n_tokens + 1) * sizeof *plain);
     if (!plain) return ee_err_set(err, "out of memory");
     ee_err de = {{0}};

@@ -46,6 +46,7 @@ static void problem(prod_print *p, const char *fmt, ...) {
     p->n_problems++;
     if (p->quiet && p->n_problems > QUIET_PROBLEMS) return;
     fflush(stdout); /* keep stdout and stderr in order on a terminal */
+    if (p->erase_line) fputs("\r\033[K", stderr); /* redrawn at the next tick */
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

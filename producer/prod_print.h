@@ -24,6 +24,7 @@ typedef struct prod_print {
     bool multi;   /* several jobs: plain text lines start with "ID: " */
     bool stream;  /* show partial replies */
     bool quiet;   /* load test: no per-job stdout, a few problem lines only */
+    bool erase_line; /* a progress line is on stderr: erase it before a problem */
     size_t n_problems;
 } prod_print;
 

@@ -33,10 +33,14 @@ typedef struct prod_job {
     prod_job_state state;
     /* request side */
     double t_sent;         /* monotonic ms at produce; 0 = not sent by us */
+    double t_intended;     /* load test: monotonic ms the schedule meant to send
+                              at (open loop; closed loop: t_sent); 0 = none */
     bool delivered;        /* delivery report: acknowledged by Kafka */
     int delivery_err;      /* rd_kafka_resp_err_t of a failed delivery, else 0 */
     /* reply side */
     double t_done;         /* monotonic ms when settled */
+    double t_first;        /* monotonic ms of the first streamed partial with
+                              tokens (a first token); 0 = none seen */
     uint32_t next_seq;     /* next stream partial expected */
     prod_stream stream;    /* text shown from partials */
     prod_buf line;         /* several streamed jobs: the unfinished output line */

@@ -219,5 +219,26 @@ jq -e '.jobs.ok == 12 and .jobs.error == 0 and .jobs.timeout == 0 and .workers["
 run 3 loadtmo "$P" load "${COMMON[@]}" --model smollm2 --reply-to "$REPLY" --prompt x \
     --class large --count 2 --timeout-ms 800
 has loadtmo.out "0 ok, 0 error, 2 timeout"
+# records and report: timed-out jobs are recorded; without a plotter the
+# records and summary stay, the error says so and the timeout still wins
+run 3 loadrec env EE_PYTHON=/nonexistent/python "$P" load "${COMMON[@]}" --model smollm2 \
+    --reply-to "$REPLY" --prompt x --class large --count 2 --timeout-ms 800 --report "$tmp/rep"
+has loadrec.err "--report: plots not drawn"
+has loadrec.err "records and summary.json are in $tmp/rep"
+[[ "$(head -1 "$tmp/rep/records.jsonl" | jq -r .record)" == run ]] || fail "loadrec: no run line"
+[[ "$(jq -r 'select(.record == "job") | .status' "$tmp/rep/records.jsonl" | sort | uniq -c | tr -s ' ')" == " 2 timeout" ]] ||
+    fail "loadrec: $(cat "$tmp/rep/records.jsonl")"
+jq -e '.jobs.timeout == 2 and .latency_from == "actual_send"' "$tmp/rep/summary.json" >/dev/null ||
+    fail "loadrec summary: $(cat "$tmp/rep/summary.json")"
+[[ "$(grep -c $'\r' "$tmp/loadrec.err")" == 0 ]] || fail "loadrec: progress line on a pipe"
+run 0 loadbar "$P" load "${COMMON[@]}" --model smollm2 --reply-to "$REPLY" --prompt "Hi." \
+    --count 3 --concurrency 3 --progress
+has loadbar.err "3/3 done, 0 in flight, 0 errors |"
+[[ "$(tail -c 4 "$tmp/loadbar.err" | od -An -c | tr -d ' ')" == '\r033[K' ]] ||
+    fail "loadbar: the progress line is not erased at the end: $(od -c "$tmp/loadbar.err" | tail -3)"
+run 1 loadprog "$P" load "${COMMON[@]}" --model smollm2 --prompt x --progress --no-progress
+has loadprog.err "give at most one of --progress and --no-progress"
+run 1 loadbadrec "$P" load "${COMMON[@]}" --model smollm2 --prompt x --records /nonexistent/r.jsonl
+has loadbadrec.err "--records: cannot create '/nonexistent/r.jsonl'"
 
 echo "$NAME: OK"

@@ -790,7 +790,70 @@ def test_producer_cli(ctx):
     return f"ee-producer --wait text == local client text: {local['text']!r}"
 
 
-TESTS = [test_end_to_end, test_streaming, test_kcat_interop, test_producer_cli, test_deadlines,
+def test_load_report(ctx):
+    """ee-producer load --records/--report: one record per job with monotone
+    times and the worker's name, the plots and a summary that agrees; the open
+    loop measures latency from the intended send (start + i/rate)."""
+    prod = os.path.join(ARGS.bin, "ee-producer")
+    base = [prod, "load", "--bootstrap", ARGS.bootstrap, "--model", "smollm2", "--key", KEY,
+            "--plain-model", ARGS.model, "--chat", "--max-tokens", "8",
+            "--reply-to", uniq("replies-load"), "--timeout-ms", "60000"]
+    env = {**os.environ, "EE_PYTHON": sys.executable}
+    rep = os.path.join(ARGS.work, "load-report")
+    rec = os.path.join(ARGS.work, "load-records.jsonl")
+    pf = os.path.join(ARGS.work, "load-prompts.txt")
+    with open(pf, "w") as fh:
+        fh.write("\n".join(PROMPTS[:3]) + "\n")
+    r = subprocess.run(base + ["--prompts-file", pf, "--count", "6", "--concurrency", "2",
+                               "--stream", "--records", rec, "--report", rep, "--json"],
+                       capture_output=True, text=True, timeout=180, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr, f"progress line drawn on a pipe: {r.stderr!r}"
+    lines = [json.loads(x) for x in open(rec)]
+    head, jobs = lines[0], lines[1:]
+    assert head["record"] == "run" and head["loop"] == "closed" and head["count"] == 6, head
+    assert head["latency_from"] == "actual_send" and head["start_epoch_ms"] > 1.7e12, head
+    assert len(jobs) == 6 and len({j["id"] for j in jobs}) == 6, jobs
+    for j in jobs:
+        assert j["record"] == "job" and j["status"] == "ok", j
+        t = [j["intended_ms"], j["sent_ms"], j["first_token_ms"], j["final_ms"]]
+        assert None not in t and 0 <= t[0] <= t[1] <= t[2] <= t[3], j
+        assert j["worker"] == "w1", j
+        assert j["completion_tokens"] >= 1 and j["prompt_tokens"] >= 1, j
+        assert abs(j["latency_ms"] - (j["final_ms"] - j["sent_ms"])) < 0.01, j
+        assert j["decode_ms"] is not None and j["queue_ms"] is not None, j
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    with open(os.path.join(rep, "summary.json")) as fh:
+        assert json.load(fh) == summary
+    assert summary["jobs"] == {"total": 6, "ok": 6, "error": 0, "timeout": 0, "unsent": 0}, summary
+    assert summary["workers"] == {"w1": 6}, summary
+    assert summary["generated_tokens"] == sum(j["completion_tokens"] for j in jobs), summary
+    assert summary["first_token_ms"]["n"] == 6, summary
+    for png in ("latency.png", "latency_cdf.png", "throughput.png", "workers.png"):
+        with open(os.path.join(rep, png), "rb") as fh:
+            data = fh.read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, (png, len(data))
+    with open(os.path.join(rep, "index.md")) as fh:
+        assert "![latency over time](latency.png)" in fh.read()
+    # open loop: 3 jobs at 20/s, latency from the intended send
+    rec2 = os.path.join(ARGS.work, "load-records-open.jsonl")
+    r = subprocess.run(base + ["--prompt", PROMPTS[1], "--count", "3", "--rate", "20",
+                               "--records", rec2], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "from the intended send" in r.stdout and "service ms" in r.stdout, r.stdout
+    lines = [json.loads(x) for x in open(rec2)]
+    assert lines[0]["loop"] == "open" and lines[0]["latency_from"] == "intended_send", lines[0]
+    for j in lines[1:]:
+        assert abs(j["intended_ms"] - 50.0 * j["index"]) < 0.01, j
+        assert j["intended_ms"] <= j["sent_ms"] <= j["final_ms"], j
+        assert abs(j["latency_ms"] - (j["final_ms"] - j["intended_ms"])) < 0.01, j
+        assert abs(j["service_ms"] - (j["final_ms"] - j["sent_ms"])) < 0.01, j
+    return (f"6 records ok on w1, p50 {summary['latency_ms']['p50']:.0f} ms, first token p50 "
+            f"{summary['first_token_ms']['p50']:.0f} ms, 4 plots; open loop from intended send")
+
+
+TESTS = [test_end_to_end, test_streaming, test_kcat_interop, test_producer_cli, test_load_report,
+         test_deadlines,
          test_backpressure, test_producer_fatal_recovered, test_bad_inputs,
          test_two_workers_share, test_routing, test_sigterm_redelivers,
          test_sigkill_loses_nothing, test_broker_failover]
