@@ -80,7 +80,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
+.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos
 
 all: $(BINS)
@@ -234,6 +234,16 @@ $(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE) | $(STAMP)/deps
 
 bench-machine: $(BUILD)/bin/bench-machine
 	$(BUILD)/bin/bench-machine
+
+# Fused GEMV time per token for each kernel set the CPU runs (the AVX2 vs
+# AVX-512 ratio without the rest of the engine; docs/BENCHMARKS.md).
+$(BUILD)/bin/bench-kernels: bench/kernels.c $(LIBCORE) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-kernels: $(BUILD)/bin/bench-kernels
+	$(BUILD)/bin/bench-kernels q4_1
+	$(BUILD)/bin/bench-kernels f32
 
 $(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)

@@ -87,39 +87,53 @@ EE_INLINE void decode_block(ee_dtype t, const uint8_t *row, int64_t k, __m256 q[
  * 16-lane accumulators (even and odd blocks, as in the AVX-512 kernel),
  * i.e. four ymm: a[0]/b[0] even blocks, a[1]/b[1] odd. Lane l of the
  * 16-lane product is q_l x_l + q_{l+16} x_{l+16}. */
+/* One block k into accumulators (a, b) for every activation row. */
+EE_INLINE void block_step(const ee_gemv_job *j, const uint8_t *row, int64_t k, int64_t nb,
+                          const int T, const ee_dtype t, __m256 *acca, __m256 *accb,
+                          float *macc) {
+    __m256 q[4];
+    float d, m;
+    decode_block(t, row, k, q, &d, &m);
+    const __m256 dv = _mm256_set1_ps(d);
+    for (int i = 0; i < T; i++) {
+        const float *xp = j->x + i * j->ldx + k * 32;
+        __m256 sa = _mm256_mul_ps(q[0], _mm256_loadu_ps(xp));
+        __m256 sb = _mm256_mul_ps(q[1], _mm256_loadu_ps(xp + 8));
+        sa = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xp + 16), sa);
+        sb = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xp + 24), sb);
+        acca[i] = _mm256_fmadd_ps(sa, dv, acca[i]);
+        accb[i] = _mm256_fmadd_ps(sb, dv, accb[i]);
+        if (t == EE_DT_Q4_1) macc[i] += m * j->xs[i * nb + k];
+    }
+}
+
+/* sum_j (q_j d + m) x_j = d sum q x + m sum x per block; the m term only
+ * exists for Q4_1 (xs holds the block sums of x). Per activation row two
+ * 16-lane accumulators (even and odd blocks, as in the AVX-512 kernel),
+ * i.e. four ymm: e0/e1 even blocks (lanes 0..7 / 8..15), o0/o1 odd. Lane l
+ * of a 16-lane block product is q_l x_l + q_{l+16} x_{l+16}. Blocks go in
+ * pairs so every accumulator is a fixed register, never an indexed array. */
 EE_INLINE void block_rows_T(const ee_gemv_job *j, int64_t r0, int64_t r1, const int T,
                             const ee_dtype t) {
     const int64_t nb = j->cols / 32;
-    const bool affine = t == EE_DT_Q4_1;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = j->w + (size_t)r * j->row_bytes;
-        __m256 acca[EE_FUSED_MAX_T][2], accb[EE_FUSED_MAX_T][2];
+        __m256 e0[EE_FUSED_MAX_T], e1[EE_FUSED_MAX_T], o0[EE_FUSED_MAX_T], o1[EE_FUSED_MAX_T];
         float macc[EE_FUSED_MAX_T];
         for (int i = 0; i < T; i++) {
-            acca[i][0] = acca[i][1] = accb[i][0] = accb[i][1] = _mm256_setzero_ps();
+            e0[i] = e1[i] = o0[i] = o1[i] = _mm256_setzero_ps();
             macc[i] = 0.0f;
         }
-        for (int64_t k = 0; k < nb; k++) {
-            __m256 q[4];
-            float d, m;
-            decode_block(t, row, k, q, &d, &m);
-            const __m256 dv = _mm256_set1_ps(d);
-            const int p = (int)(k & 1);
-            for (int i = 0; i < T; i++) {
-                const float *xp = j->x + i * j->ldx + k * 32;
-                __m256 sa = _mm256_mul_ps(q[0], _mm256_loadu_ps(xp));
-                __m256 sb = _mm256_mul_ps(q[1], _mm256_loadu_ps(xp + 8));
-                sa = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xp + 16), sa);
-                sb = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xp + 24), sb);
-                acca[i][p] = _mm256_fmadd_ps(sa, dv, acca[i][p]);
-                accb[i][p] = _mm256_fmadd_ps(sb, dv, accb[i][p]);
-                if (affine) macc[i] += m * j->xs[i * nb + k];
-            }
+        int64_t k = 0;
+        for (; k + 2 <= nb; k += 2) {
+            block_step(j, row, k, nb, T, t, e0, e1, macc);
+            block_step(j, row, k + 1, nb, T, t, o0, o1, macc);
         }
+        if (k < nb) block_step(j, row, k, nb, T, t, e0, e1, macc);
         for (int i = 0; i < T; i++)
             ee_store_out(j, i, r,
-                         hsum16(_mm256_add_ps(acca[i][0], acca[i][1]),
-                                _mm256_add_ps(accb[i][0], accb[i][1])) + macc[i]);
+                         hsum16(_mm256_add_ps(e0[i], o0[i]), _mm256_add_ps(e1[i], o1[i])) +
+                             macc[i]);
     }
 }
 
@@ -161,6 +175,18 @@ EE_INLINE void load_w16(const uint8_t *w, int64_t k, int kind, __m256 *a, __m256
     }
 }
 
+/* 16 values k into accumulators (a, b) for every activation row. */
+EE_INLINE void float_step(const ee_gemv_job *j, const uint8_t *wr, int64_t k, const int T,
+                          const int kind, __m256 *acca, __m256 *accb) {
+    __m256 wa, wb;
+    load_w16(wr, k, kind, &wa, &wb);
+    for (int i = 0; i < T; i++) {
+        const float *xp = j->x + i * j->ldx + k * 16;
+        acca[i] = _mm256_fmadd_ps(wa, _mm256_loadu_ps(xp), acca[i]);
+        accb[i] = _mm256_fmadd_ps(wb, _mm256_loadu_ps(xp + 8), accb[i]);
+    }
+}
+
 /* Float rows (kind 0 f32, 1 f16, 2 bf16): 16 values per step into the
  * even/odd accumulators, as the AVX-512 kernel; values past the last
  * multiple of 16 are added one by one after the horizontal sum. */
@@ -169,22 +195,16 @@ EE_INLINE void float_rows_T(const ee_gemv_job *j, int64_t r0, int64_t r1, const 
     const int64_t nv = j->cols / 16;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = j->w + (size_t)r * j->row_bytes;
-        __m256 acca[EE_FUSED_MAX_T][2], accb[EE_FUSED_MAX_T][2];
-        for (int i = 0; i < T; i++)
-            acca[i][0] = acca[i][1] = accb[i][0] = accb[i][1] = _mm256_setzero_ps();
-        for (int64_t k = 0; k < nv; k++) {
-            __m256 wa, wb;
-            load_w16(wr, k, kind, &wa, &wb);
-            const int p = (int)(k & 1);
-            for (int i = 0; i < T; i++) {
-                const float *xp = j->x + i * j->ldx + k * 16;
-                acca[i][p] = _mm256_fmadd_ps(wa, _mm256_loadu_ps(xp), acca[i][p]);
-                accb[i][p] = _mm256_fmadd_ps(wb, _mm256_loadu_ps(xp + 8), accb[i][p]);
-            }
+        __m256 e0[EE_FUSED_MAX_T], e1[EE_FUSED_MAX_T], o0[EE_FUSED_MAX_T], o1[EE_FUSED_MAX_T];
+        for (int i = 0; i < T; i++) e0[i] = e1[i] = o0[i] = o1[i] = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 2 <= nv; k += 2) {
+            float_step(j, wr, k, T, kind, e0, e1);
+            float_step(j, wr, k + 1, T, kind, o0, o1);
         }
+        if (k < nv) float_step(j, wr, k, T, kind, e0, e1);
         for (int i = 0; i < T; i++) {
-            float v = hsum16(_mm256_add_ps(acca[i][0], acca[i][1]),
-                             _mm256_add_ps(accb[i][0], accb[i][1]));
+            float v = hsum16(_mm256_add_ps(e0[i], o0[i]), _mm256_add_ps(e1[i], o1[i]));
             for (int64_t c = nv * 16; c < j->cols; c++) { /* tail */
                 float wf = kind == 0   ? ((const float *)wr)[c]
                            : kind == 1 ? h2f(((const uint16_t *)wr)[c])
