@@ -135,7 +135,6 @@ int ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows
     return 0;
 }
 
-
 /* ---- dequantization ------------------------------------------------------- */
 
 void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, int64_t r0,
