@@ -38,6 +38,17 @@ CFLAGS  = $(CFLAGS_COMMON) $(OPT)
 LDLIBS  = $(PKG_LIBS) -lm -pthread -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# Per-ISA kernel files: each is built for exactly one x86-64 psABI level,
+# whatever $(ARCH) the rest of the tree uses (the last -march wins), and
+# ee_kernels.c calls into it only after CPUID reports that level. One
+# binary built with ARCH=-march=x86-64-v3 thus still runs the AVX-512
+# kernels on an AVX-512 CPU. Tuning follows a native ARCH. Looked up by
+# file name: $(call isa_flags,STEM).
+ISA_TUNE = $(if $(findstring native,$(ARCH)),-mtune=native)
+ISA_FLAGS_ee_kernels_avx512 = -march=x86-64-v4 $(ISA_TUNE)
+ISA_FLAGS_ee_kernels_avx2   = -march=x86-64-v3 $(ISA_TUNE)
+isa_flags = $(ISA_FLAGS_$(notdir $1))
+
 CORE_SRC  = $(wildcard core/*.c)
 CORE_OBJ  = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CORE_SOBJ = $(CORE_SRC:%.c=$(BUILD)/san/%.o)
@@ -69,7 +80,7 @@ MODEL      = .cache/models/$(MODEL_NAME)
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
+.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality
 
 all: $(BINS)
@@ -102,11 +113,11 @@ $(STAMP)/venv: scripts/setup-venv.sh tests/ref/requirements.txt | $(STAMP)/deps
 # ---- library and binaries ------------------------------------------------
 $(BUILD)/obj/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call isa_flags,$*) -MMD -MP -c $< -o $@
 
 $(BUILD)/san/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(SAN) $(CHECK_CFLAGS) -Itests/common -Iproducer -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(call isa_flags,$*) $(SAN) $(CHECK_CFLAGS) -Itests/common -Iproducer -MMD -MP -c $< -o $@
 
 $(LIBCORE): $(CORE_OBJ) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
@@ -229,6 +240,16 @@ $(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE) | $(STAMP)/deps
 
 bench-machine: $(BUILD)/bin/bench-machine
 	$(BUILD)/bin/bench-machine
+
+# Fused GEMV time per token for each kernel set the CPU runs (the AVX2 vs
+# AVX-512 ratio without the rest of the engine; docs/BENCHMARKS.md).
+$(BUILD)/bin/bench-kernels: bench/kernels.c $(LIBCORE) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-kernels: $(BUILD)/bin/bench-kernels
+	$(BUILD)/bin/bench-kernels q4_1
+	$(BUILD)/bin/bench-kernels f32
 
 $(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)

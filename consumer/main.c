@@ -3,6 +3,7 @@
  * format) and config/README.md (configuration). */
 #include "svc.h"
 
+#include "ee_kernels.h"
 #include "ee_platform.h"
 
 #include <getopt.h>
@@ -92,6 +93,12 @@ static int keygen(int argc, char **argv) {
 int main(int argc, char **argv) {
     ee_platform_init(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return keygen(argc - 1, argv + 1);
+    {
+        /* EE_ISA naming an unknown set or one this CPU lacks stops the
+         * worker rather than serving with other kernels. */
+        ee_err kerr = {{0}};
+        if (ee_kernels_init(&kerr)) return fail(kerr.msg);
+    }
     ee_config cfg;
     ee_config_init(&cfg);
     ee_err err = {{0}};
@@ -197,6 +204,7 @@ int main(int argc, char **argv) {
         json_object_set_new(f, "max_inflight", json_integer(cfg.max_inflight));
         json_object_set_new(f, "max_batch", json_integer(cfg.max_batch));
         json_object_set_new(f, "blas_core", json_string(ee_platform_blas_core()));
+        json_object_set_new(f, "isa", json_string(ee_kernels_isa()));
         svc_log("info", "starting", f);
         if (cfg.threads > ncpu) {
             json_t *w = json_object();

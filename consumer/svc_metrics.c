@@ -4,6 +4,9 @@
  * committed offset: the kafka_consumergroup_lag users expect. */
 #include "svc.h"
 
+#include "ee_kernels.h"
+#include "ee_platform.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +44,8 @@ static const mdef DEFS[] = {
      EE_METRIC_COUNTER},
     {"ee_intake_pauses_total", "Times intake was paused because max_inflight jobs were held",
      EE_METRIC_COUNTER},
+    {"ee_worker_info", "Always 1; labels name the kernel set (isa) and OpenBLAS core in use",
+     EE_METRIC_GAUGE},
     {"kafka_consumergroup_lag",
      "Records behind the committed offset, per partition (librdkafka consumer_lag)",
      EE_METRIC_GAUGE},
@@ -61,6 +66,8 @@ int svc_metrics_open(svc *s, ee_err *err) {
         return -1;
     ee_metrics_gauge_set(s->metrics, "ee_jobs_inflight", EE_NO_LABELS, 0);
     ee_metrics_gauge_set(s->metrics, "ee_partitions_paused", EE_NO_LABELS, 0);
+    ee_metrics_gauge_set(s->metrics, "ee_worker_info",
+                         EE_LABELS({"isa", ee_kernels_isa()}, {"blas_core", ee_platform_blas_core()}), 1);
     if (s->cfg->metrics_port == 0) return 0;
     const char *bind = s->cfg->metrics_bind ? s->cfg->metrics_bind : EE_CONFIG_DEFAULT_METRICS_BIND;
     s->http = ee_metrics_server_start(s->metrics, bind, (uint16_t)s->cfg->metrics_port, svc_health,

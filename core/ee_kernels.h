@@ -14,6 +14,7 @@
 #define EE_KERNELS_H
 
 #include "ee_dtype.h"
+#include "ee_error.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,9 +42,9 @@ int ee_gemv_stored_ref(ee_dtype t, const void *w, size_t row_bytes, int64_t rows
                        int64_t ldy, float beta);
 
 /* Dequantize rows [r0, r1) of a stored matrix into out ([r1-r0][cols]),
- * bit-identical to ee_dequantize_row (vectorised for Q4_1/Q4_0/Q8_0/F16/
- * BF16; q*d + m computed as a rounded product then a rounded sum, never an
- * FMA, exactly as ggml's reference does). */
+ * bit-identical to ee_dequantize_row (vectorised for Q4_1/Q4_0/Q8_0 on
+ * AVX-512 and AVX2; q*d + m computed as a rounded product then a rounded
+ * sum, never an FMA, exactly as ggml's reference does). */
 void ee_dequant_rows(ee_dtype t, const void *w, size_t row_bytes, int64_t cols, int64_t r0,
                      int64_t r1, float *out);
 
@@ -54,5 +55,25 @@ int ee_kernels_threads(void);
 /* Split [0, n) into `parts` contiguous ranges aligned to `align`; range
  * `id` is [*a, *b) (possibly empty). */
 void ee_split_range(int64_t n, int parts, int id, int64_t align, int64_t *a, int64_t *b);
+
+/* ---- run-time kernel choice ---------------------------------------------
+ * One binary carries AVX-512, AVX2 (with FMA and F16C) and scalar kernels
+ * (the fused products above, dequantization, and ee_ops' exp and SiLU).
+ * The first use picks the best set the CPU has (CPUID), or the one named
+ * by the environment variable EE_ISA=avx512|avx2|scalar (empty or "auto":
+ * the best). */
+
+/* Make the choice now (thread-safe; once per process). Returns 0, or -1
+ * with err set when EE_ISA is unknown or names an ISA this CPU lacks (the
+ * kernels then run the CPU's best set; callers should stop instead). */
+int ee_kernels_init(ee_err *err);
+/* Name of the set in use: "avx512", "avx2" or "scalar". */
+const char *ee_kernels_isa(void);
+/* Whether this CPU can run the named set (false for unknown names). */
+bool ee_kernels_isa_supported(const char *name);
+/* Force a set by name (tests and benchmarks). Returns 0, or -1 with err
+ * set for an unknown name or one the CPU lacks (the choice is then kept).
+ * Not to be called while kernels run on other threads. */
+int ee_kernels_set_isa(const char *name, ee_err *err);
 
 #endif

@@ -1,10 +1,9 @@
 #include "ee_ops.h"
 
+#include "ee_kernels_impl.h"
+
 #include <math.h>
 #include <stdlib.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 void ee_rmsnorm(float *y, const float *x, const float *g, int n, float eps) {
     /* Accumulate in double: the sum of 576 squares in f32 loses ~1e-6
@@ -44,45 +43,14 @@ void ee_relu(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-#if defined(__AVX512F__)
-/* exp(x) for 16 lanes: n = round(x log2 e), r = x - n ln2 (two-part ln2),
- * exp(r) by the Cephes polynomial, then scalef by 2^n (which also gives 0
- * for very negative x and inf for overflow). */
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7228f)), _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-#endif
-
+/* exp and SiLU run the kernel set chosen at run time (ee_kernels_impl.h:
+ * AVX-512 or AVX2 range reduction + degree-6 polynomial, within 2 ulp of
+ * expf); the loops below are the scalar path. */
 double ee_exp_sum(float *x, int n, float sub) {
+    const ee_kernel_set *ks = ee_kernels_active();
+    if (ks->exp_sum) return ks->exp_sum(x, n, sub);
     double sum = 0.0;
-    int i = 0;
-#if defined(__AVX512F__)
-    /* Sum in double (two 8-lane halves): a softmax row sums values <= 1,
-     * but callers may pass unshifted inputs whose float sum overflows. */
-    __m512d acc_lo = _mm512_setzero_pd(), acc_hi = _mm512_setzero_pd();
-    const __m512 s = _mm512_set1_ps(sub);
-    for (; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s)));
-        _mm512_mask_storeu_ps(x + i, k, e);
-        acc_lo = _mm512_add_pd(acc_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        acc_hi = _mm512_add_pd(acc_hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-    }
-    sum = _mm512_reduce_add_pd(_mm512_add_pd(acc_lo, acc_hi));
-#endif
-    for (; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - sub);
         sum += x[i];
     }
@@ -90,16 +58,12 @@ double ee_exp_sum(float *x, int n, float sub) {
 }
 
 void ee_silu(float *x, size_t n) {
-    size_t i = 0;
-#if defined(__AVX512F__)
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
-        _mm512_storeu_ps(x + i, _mm512_div_ps(v, _mm512_add_ps(one, e)));
+    const ee_kernel_set *ks = ee_kernels_active();
+    if (ks->silu) {
+        ks->silu(x, n);
+        return;
     }
-#endif
-    for (; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
 void ee_gelu(float *x, size_t n) {

@@ -26,8 +26,9 @@ void ee_swiglu(float *a, const float *b, size_t n);
 void ee_softmax(float *x, int n);
 
 /* x[i] = exp(x[i] - sub) for i < n; returns the sum of the results (in
- * double). Vectorised (AVX-512: range reduction + degree-6 polynomial,
- * within 2 ulp of expf); scalar expf otherwise. */
+ * double). Vectorised (AVX-512 or AVX2, chosen at run time: range
+ * reduction + degree-6 polynomial, within 2 ulp of expf); scalar expf
+ * otherwise. */
 double ee_exp_sum(float *x, int n, float sub);
 
 /* cos/sin table for one position: cs[2i] = cos(pos * theta^(-2i/n_rot)),

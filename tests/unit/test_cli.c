@@ -64,6 +64,13 @@ START_TEST(bad_input_is_named) {
     expect_error(a, "out of range", NULL);
     snprintf(a, sizeof a, "convert --model %s --type q9_9 --out /tmp/x.gguf", g_model);
     expect_error(a, "q9_9", NULL);
+    /* EE_ISA naming an unknown kernel set stops the command. */
+    snprintf(a, sizeof a, "EE_ISA=neon %s/ee-model info --model %s", ee_test_bindir(), g_model);
+    char *o = NULL, *e = NULL;
+    ck_assert_int_ne(ee_test_run(a, &o, &e), 0);
+    ck_assert_msg(strstr(e, "EE_ISA=neon") && strstr(e, "unknown kernel set"), "%s", e);
+    free(o);
+    free(e);
     /* A file that is not GGUF. */
     char *junk = ee_test_tmpfile(".gguf");
     FILE *f = fopen(junk, "w");
@@ -94,11 +101,24 @@ START_TEST(generate_json_contract) {
     json_t *t = json_object_get(o, "timings");
     ck_assert(json_is_number(json_object_get(t, "prefill_ms")));
     ck_assert(json_is_number(json_object_get(t, "decode_tok_s")));
+    /* The kernel set chosen at run time. */
+    const char *isa = json_string_value(json_object_get(o, "isa"));
+    ck_assert_msg(isa && (!strcmp(isa, "avx512") || !strcmp(isa, "avx2") || !strcmp(isa, "scalar")),
+                  "isa %s", isa ? isa : "(missing)");
     /* Same call again: greedy is deterministic. */
     char *out2 = NULL;
     ck_assert_int_eq(ee_test_run(cmd, &out2, NULL), 0);
     json_t *o2 = json_loads(out2, 0, &je);
     ck_assert(json_equal(json_object_get(o, "tokens"), json_object_get(o2, "tokens")));
+    /* EE_ISA=scalar is honoured and reported. */
+    char cmd2[2100], *out3 = NULL;
+    snprintf(cmd2, sizeof cmd2, "EE_ISA=scalar %s", cmd);
+    ck_assert_int_eq(ee_test_run(cmd2, &out3, NULL), 0);
+    json_t *o3 = json_loads(out3, 0, &je);
+    ck_assert(o3 != NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(o3, "isa")), "scalar");
+    json_decref(o3);
+    free(out3);
     json_decref(o);
     json_decref(o2);
     free(out);

@@ -1,6 +1,8 @@
 /* Layer kinds against their textbook definitions computed in double. */
 #include "ee_ops.h"
 
+#include "ee_kernels.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -153,8 +155,21 @@ START_TEST(conv2d_matches_direct_sum) {
 END_TEST
 
 /* The vectorised exp (softmax, SiLU) against double-precision exp over the
- * whole useful range, including the tail lanes of a non-multiple of 16. */
+ * whole useful range, including the tail lanes of a non-multiple of 16,
+ * for every kernel set this CPU runs (forced through the test hook). */
+static void check_vector_exp(void);
 START_TEST(vector_exp_accuracy) {
+    static const char *const isas[] = {"avx512", "avx2", "scalar"};
+    ee_err err = {{0}};
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!ee_kernels_isa_supported(isas[k])) continue;
+        ck_assert_msg(ee_kernels_set_isa(isas[k], &err) == 0, "%s", err.msg);
+        check_vector_exp();
+    }
+}
+END_TEST
+
+static void check_vector_exp(void) {
     enum { N = 4099 };
     static float x[N], y[N];
     for (int i = 0; i < N; i++) x[i] = -100.0f + 188.0f * i / (N - 1);
@@ -164,7 +179,8 @@ START_TEST(vector_exp_accuracy) {
         double r = exp((double)x[i]);
         ref_sum += r;
         if (r < 1e-37) continue; /* float subnormals: absolute error is what matters */
-        ck_assert_msg(fabs(y[i] - r) <= 4e-7 * r, "exp(%g) = %g, want %g", x[i], y[i], r);
+        ck_assert_msg(fabs(y[i] - r) <= 4e-7 * r, "%s: exp(%g) = %g, want %g", ee_kernels_isa(),
+                      x[i], y[i], r);
     }
     ck_assert_double_eq_tol(sum / ref_sum, 1.0, 1e-6);
     float z[37];
@@ -172,10 +188,10 @@ START_TEST(vector_exp_accuracy) {
     ee_silu(y, 37);
     for (int i = 0; i < 37; i++) {
         double v = z[i], r = v / (1 + exp(-v));
-        ck_assert_msg(fabs(y[i] - r) <= 1e-6 * fabs(r) + 1e-30, "silu(%g) = %g, want %g", v, y[i], r);
+        ck_assert_msg(fabs(y[i] - r) <= 1e-6 * fabs(r) + 1e-30, "%s: silu(%g) = %g, want %g",
+                      ee_kernels_isa(), v, y[i], r);
     }
 }
-END_TEST
 
 Suite *suite_ops(void) {
     Suite *s = suite_create("ops");

@@ -13,6 +13,7 @@
 #include "cmds.h"
 #include "ee_generate.h"
 #include "ee_llama.h"
+#include "ee_kernels.h"
 #include "ee_platform.h"
 
 #include <jansson.h>
@@ -258,6 +259,7 @@ int cmd_generate(int argc, char **argv) {
         json_object_set_new(o, "timings", tm);
         json_object_set_new(o, "threads", json_integer(threads));
         json_object_set_new(o, "blas_core", json_string(ee_platform_blas_core()));
+        json_object_set_new(o, "isa", json_string(ee_kernels_isa()));
         json_object_set_new(o, "weights", json_string(f[F32W].present ? "f32" : "stored"));
         char *s = json_dumps(o, JSON_COMPACT);
         puts(s);
@@ -270,9 +272,9 @@ int cmd_generate(int argc, char **argv) {
         if (f[SHOWCT].present) print_ids(stderr, "[worker returns]  ", res.tokens, (size_t)res.n_tokens);
         fprintf(stderr,
                 "[%zu prompt tokens, %d generated, finish=%s; prefill %.1f ms (%.1f tok/s), "
-                "decode %.1f ms (%.1f tok/s), %ld threads, BLAS %s]\n",
+                "decode %.1f ms (%.1f tok/s), %ld threads, kernels %s, BLAS %s]\n",
                 n_prompt, res.n_tokens, ee_finish_name(res.finish), res.prefill_ms, pf_tps,
-                res.decode_ms, dc_tps, threads, ee_platform_blas_core());
+                res.decode_ms, dc_tps, threads, ee_kernels_isa(), ee_platform_blas_core());
     }
     rc = 0;
 done:

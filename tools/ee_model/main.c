@@ -1,6 +1,7 @@
 /* ee-model: the model owner's and key holder's tool. Inspect, run, tokenize
  * and convert GGUF models. */
 #include "cmds.h"
+#include "ee_kernels.h"
 #include "ee_platform.h"
 
 #include <stdio.h>
@@ -40,6 +41,13 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     ee_platform_init(argc, argv);
+    /* A bad EE_ISA stops every command: a benchmark or test that asked for
+     * a kernel set must not silently measure another. */
+    ee_err kerr = {{0}};
+    if (ee_kernels_init(&kerr)) {
+        fprintf(stderr, "ee-model: %s\n", kerr.msg);
+        return 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;
