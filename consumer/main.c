@@ -184,6 +184,7 @@ int main(int argc, char **argv) {
 
     svc *s = &g;
     s->cfg = &cfg;
+    s->wake_rd = s->wake_wr = -1; /* no pipe until svc_kafka_open */
     s->name = ee_config_name(&cfg);
     pthread_mutex_init(&s->mu, NULL);
     pthread_rwlock_init(&s->prod_lock, NULL);

@@ -167,10 +167,20 @@ typedef struct svc {
     ee_metrics *metrics;
     ee_metrics_server *http;
     atomic_llong tokens_generated;
+
+    /* The poll thread sleeps in poll(2) on wake_rd; librdkafka writes to
+     * wake_wr when any consumer queue or the producer's queue goes from
+     * empty to non-empty (rd_kafka_queue_io_event_enable), and the
+     * inference thread does when it hands a job back. poll_pending: a
+     * queue was left non-empty last round (no new event will come). */
+    int wake_rd, wake_wr;
+    bool poll_pending;
 } svc;
 
 /* svc_kafka.c */
 int svc_kafka_open(svc *s, ee_err *err);
+/* Wake the poll thread (any thread; async-signal-safe). */
+void svc_wake(svc *s);
 void svc_kafka_close(svc *s);
 int svc_create_topics(svc *s, ee_err *err);
 int svc_subscribe(svc *s, ee_err *err);

@@ -34,6 +34,7 @@ static void hand_back(svc *s, svc_job *j) {
     j->next = s->returned;
     s->returned = j;
     pthread_mutex_unlock(&s->mu);
+    svc_wake(s);
 }
 
 static int on_token(void *job, int32_t tok, int index) {

@@ -14,9 +14,13 @@
 
 #include "ee_platform.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- callbacks -------------------------------------------------------------- */
 
@@ -259,9 +263,16 @@ static rd_kafka_conf_t *make_conf(svc *s, bool consumer, const char *group, ee_e
          * fetch that data misses (and the dev mock broker) waits this long:
          * 100 ms instead of 500 bounds the added queue time. */
         {"fetch.wait.max.ms", "100"},
+        /* Requests and replies are small single records: Nagle's algorithm
+         * only holds them back (service overhead p50 5.2 -> 3.7-4.2 ms,
+         * docs/BENCHMARKS.md "Service overhead"). */
+        {"socket.nagle.disable", "true"},
     };
     static const char *const prod_defaults[][2] = {
-        {"linger.ms", "1"},
+        /* Send a reply at once: records produced while a request is in
+         * flight still batch, so linger only added its own delay. */
+        {"linger.ms", "0"},
+        {"socket.nagle.disable", "true"},
         /* a reply to a missing topic fails in 10 s (then is dead-lettered)
          * instead of the 30 s default */
         {"topic.metadata.propagation.max.ms", "10000"},
@@ -322,7 +333,27 @@ static int add_topic(svc_cons *c, const char *topic, int model, const char *cls)
     return 0;
 }
 
+void svc_wake(svc *s) {
+    if (s->wake_wr >= 0) {
+        ssize_t n = write(s->wake_wr, "w", 1); /* full pipe: a wake-up is pending anyway */
+        (void)n;
+    }
+}
+
+/* librdkafka writes one byte to the wake pipe when q becomes non-empty. */
+static void wake_on(svc *s, rd_kafka_queue_t *q) {
+    if (!q) return;
+    if (s->wake_wr >= 0) rd_kafka_queue_io_event_enable(q, s->wake_wr, "k", 1);
+    rd_kafka_queue_destroy(q);
+}
+
 int svc_kafka_open(svc *s, ee_err *err) {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return ee_err_set(err, "wake pipe: %s", strerror(errno));
+    s->wake_rd = fds[0];
+    s->wake_wr = fds[1];
+    s->poll_pending = true; /* queues may fill before the events are enabled */
     const ee_config *c = s->cfg;
     size_t pairs = (size_t)s->n_models * c->n_classes;
     s->cons = calloc(pairs, sizeof *s->cons);
@@ -365,7 +396,9 @@ int svc_kafka_open(svc *s, ee_err *err) {
         sc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
         if (!sc->rk) return ee_err_set(err, "kafka consumer (group %s): %s", sc->group, e);
         rd_kafka_poll_set_consumer(sc->rk);
+        wake_on(s, rd_kafka_queue_get_consumer(sc->rk));
     }
+    wake_on(s, rd_kafka_queue_get_main(s->producer));
     return 0;
 }
 
@@ -483,6 +516,7 @@ int svc_producer_recreate(svc *s) {
         svc_log("error", "producer_recreate_failed", f);
         return -1;
     }
+    wake_on(s, rd_kafka_queue_get_main(nw));
     pthread_rwlock_wrlock(&s->prod_lock);
     rd_kafka_t *old = s->producer;
     s->producer = nw;
@@ -568,15 +602,30 @@ bool svc_poll_round(svc *s, int timeout_ms, bool accept) {
         atomic_store(&s->fatal_final, true);
         return false;
     }
+    /* Sleep until any queue has something (or the timeout). Blocking in one
+     * consumer's poll instead would leave a record that arrives for another
+     * consumer (the other class, another model) waiting out that timeout:
+     * up to 50 ms of queue time per job, measured (docs/BENCHMARKS.md). */
+    if (!s->poll_pending && timeout_ms > 0) {
+        struct pollfd p = {.fd = s->wake_rd, .events = POLLIN};
+        (void)poll(&p, 1, timeout_ms);
+    }
+    char buf[64];
+    while (read(s->wake_rd, buf, sizeof buf) > 0) {
+    }
+    s->poll_pending = false;
     for (int k = 0; k < s->n_cons; k++) {
-        int t = timeout_ms / (s->n_cons ? s->n_cons : 1);
-        for (int n = 0; n < 64; n++) {
-            rd_kafka_message_t *msg = rd_kafka_consumer_poll(s->cons[k].rk, n == 0 ? t : 0);
+        int n = 0;
+        for (; n < 64; n++) {
+            rd_kafka_message_t *msg = rd_kafka_consumer_poll(s->cons[k].rk, 0);
             if (!msg) break;
             if (!on_message(s, k, msg, accept)) ok = false;
             rd_kafka_message_destroy(msg);
+            /* Full: what is left is taken once a job finishes (its delivery
+             * report wakes this thread). */
             if (s->inflight >= (int)s->cfg->max_inflight) break;
         }
+        if (n == 64) s->poll_pending = true;
     }
     rd_kafka_poll(s->producer, 0);
     svc_collect_returned(s);
@@ -602,4 +651,7 @@ void svc_kafka_close(svc *s) {
     s->n_cons = 0;
     if (s->producer) rd_kafka_destroy(s->producer);
     s->producer = NULL;
+    if (s->wake_rd >= 0) close(s->wake_rd);
+    if (s->wake_wr >= 0) close(s->wake_wr);
+    s->wake_rd = s->wake_wr = -1;
 }

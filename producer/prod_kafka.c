@@ -163,7 +163,11 @@ rd_kafka_t *prod_kafka_producer(const prod_kafka_opts *o, prod_kcap *cap, int de
     /* A request is acknowledged only once every in-sync replica has it;
      * idempotence keeps retries from duplicating or reordering records. */
     if (set(conf, "acks", "all", err) || set(conf, "enable.idempotence", "true", err) ||
-        set(conf, "message.timeout.ms", tmo, err) || set(conf, "linger.ms", "5", err) ||
+        set(conf, "message.timeout.ms", tmo, err) ||
+        /* latency first: a job is sent at once (jobs produced while a
+         * request is in flight still batch), and Nagle does not hold small
+         * records back (docs/BENCHMARKS.md "Service overhead") */
+        set(conf, "linger.ms", "0", err) || set(conf, "socket.nagle.disable", "true", err) ||
         /* a typo in --model must not create topics on a permissive broker */
         set(conf, "allow.auto.create.topics", "false", err)) {
         rd_kafka_conf_destroy(conf);
@@ -189,7 +193,8 @@ rd_kafka_t *prod_kafka_consumer(const prod_kafka_opts *o, prod_kcap *cap, ee_err
         set(conf, "enable.partition.eof", "false", err) ||
         set(conf, "auto.offset.reset", "earliest", err) ||
         /* replies are small and latency matters more than batching */
-        set(conf, "fetch.wait.max.ms", "100", err)) {
+        set(conf, "fetch.wait.max.ms", "100", err) ||
+        set(conf, "socket.nagle.disable", "true", err)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
