@@ -81,7 +81,7 @@ VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
 .PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality
+.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker
 
 all: $(BINS)
 
@@ -262,6 +262,13 @@ $(BUILD)/bin/bench-seal: bench/seal_cost.c $(LIBCORE) | $(STAMP)/deps
 $(BUILD)/bin/bench-batch: bench/batch_decode.c $(LIBCORE) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The worker against the CLI through real Kafka: decode ratio, service
+# overhead, batching gain (docs/BENCHMARKS.md "The worker's three goals").
+# Uses the encrypted files bench-quality made.
+bench-worker: $(BINS) $(MODEL) | $(STAMP)/venv
+	$(PY) bench/worker_speed.py --bin $(BUILD)/bin --model $(MODEL) --key .cache/quality/key.eekey \
+	  --models f32=.cache/quality/enc-f32.gguf,q8_0=.cache/quality/enc-q8_0.gguf
 
 # Quality of encrypted quantized models against plaintext ones of the same
 # type, on a held-out text from a package (docs/BENCHMARKS.md).
