@@ -268,6 +268,9 @@ def main():
             key = os.path.join(d, "k.eekey")
             run([ee, "keygen", "--out", key])
             class1_quantized(ee, args, res, key, d, victim[7])
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump(res, f, indent=1)
         finish(res, args)
         return
     res = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
