@@ -265,7 +265,7 @@ static rd_kafka_conf_t *make_conf(svc *s, bool consumer, const char *group, ee_e
         {"fetch.wait.max.ms", "100"},
         /* Requests and replies are small single records: Nagle's algorithm
          * only holds them back (service overhead p50 5.2 -> 3.7-4.2 ms,
-         * docs/BENCHMARKS.md "Service overhead"). */
+         * docs/BENCHMARKS.md "The worker against the CLI"). */
         {"socket.nagle.disable", "true"},
     };
     static const char *const prod_defaults[][2] = {

@@ -166,7 +166,7 @@ rd_kafka_t *prod_kafka_producer(const prod_kafka_opts *o, prod_kcap *cap, int de
         set(conf, "message.timeout.ms", tmo, err) ||
         /* latency first: a job is sent at once (jobs produced while a
          * request is in flight still batch), and Nagle does not hold small
-         * records back (docs/BENCHMARKS.md "Service overhead") */
+         * records back (docs/BENCHMARKS.md "The worker against the CLI") */
         set(conf, "linger.ms", "0", err) || set(conf, "socket.nagle.disable", "true", err) ||
         /* a typo in --model must not create topics on a permissive broker */
         set(conf, "allow.auto.create.topics", "false", err)) {
