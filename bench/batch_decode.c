@@ -13,6 +13,7 @@
 #include "ee_batch.h"
 #include "ee_generate.h"
 #include "ee_gguf.h"
+#include "ee_kernels.h"
 #include "ee_llama.h"
 #include "ee_platform.h"
 
@@ -65,6 +66,10 @@ int main(int argc, char **argv) {
     ee_platform_init(argc, argv);
     ee_platform_set_threads(threads);
     ee_err err = {{0}};
+    if (ee_kernels_init(&err)) {
+        fprintf(stderr, "bench-batch: %s\n", err.msg);
+        return 2;
+    }
     ee_gguf *g = ee_gguf_open(model, &err);
     ee_llama_model *m = g ? ee_llama_load(g, NULL, &err) : NULL;
     ee_llama_ctx *ctx = m ? ee_llama_ctx_new(m, &err) : NULL;
@@ -75,8 +80,8 @@ int main(int argc, char **argv) {
     const int V = m->hp.n_vocab;
     int32_t *prompt = malloc(sizeof(int32_t) * plen);
     ee_gen_params gp = {.max_tokens = tokens, .ignore_stop = true, .sample = {.top_p = 1.0f}};
-    printf("model %s, %d threads, prompt %d tokens, %d generated per job\n", model, threads,
-           plen, tokens);
+    printf("model %s, %d threads, prompt %d tokens, %d generated per job, kernels %s\n", model,
+           threads, plen, tokens, ee_kernels_isa());
     printf("%-10s %6s %12s %12s %10s\n", "path", "jobs", "gen tok/s", "decode tok/s", "wall ms");
     for (int r = 0; r < reps; r++) {
         /* generate */
