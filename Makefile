@@ -264,8 +264,8 @@ $(BUILD)/bin/bench-batch: bench/batch_decode.c $(LIBCORE) | $(STAMP)/deps
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The worker against the CLI through real Kafka: decode ratio, service
-# overhead, batching gain (docs/BENCHMARKS.md "The worker's three goals").
-# Uses the encrypted files bench-quality made.
+# overhead, batching gain (docs/BENCHMARKS.md "The worker against the CLI").
+# Reuses bench-quality's key and encrypted files, making them if missing.
 bench-worker: $(BINS) $(MODEL) | $(STAMP)/venv
 	$(PY) bench/worker_speed.py --bin $(BUILD)/bin --model $(MODEL) --key .cache/quality/key.eekey \
 	  --models f32=.cache/quality/enc-f32.gguf,q8_0=.cache/quality/enc-q8_0.gguf

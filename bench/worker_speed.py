@@ -11,7 +11,8 @@ service goals of issue 11, measured in one run.
              first job is dropped: first fetch, page faults)
   batching   generated tok/s with 8 jobs outstanding vs 1, worker --max-batch 8
 
-for each --models entry (TYPE=ENC.gguf, encrypted with --key). The client
+for each --models entry (TYPE=ENC.gguf, encrypted with --key; a missing key
+or file is made first, with `ee-model keygen` / `encrypt --type TYPE`). The client
 and the worker share the machine; nothing else should run.
 
 Usage: worker_speed.py --bin build/bin --model PLAIN.gguf --key K.eekey
@@ -87,9 +88,14 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
     models = [m.split("=", 1) for m in a.models.split(",")]
-    for _, enc in models:
+    ee = os.path.join(a.bin, "ee-model")
+    if not os.path.exists(a.key):  # a fresh machine: make the key and files here
+        os.makedirs(os.path.dirname(os.path.abspath(a.key)), exist_ok=True)
+        run([ee, "keygen", "--out", a.key])
+    for name, enc in models:
         if not os.path.exists(enc):
-            sys.exit(f"worker_speed: {enc} is missing (make bench-quality builds the files)")
+            print(f"encrypting {a.model} -> {enc} ({name})", flush=True)
+            run([ee, "encrypt", "--model", a.model, "--key", a.key, "--type", name, "--out", enc])
     tmp = tempfile.mkdtemp(prefix="ee-ws-")
     started = subprocess.run(["bash", os.path.join(ROOT, "scripts/kafka.sh"), "status"],
                              capture_output=True).returncode != 0
