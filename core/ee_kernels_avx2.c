@@ -87,21 +87,14 @@ EE_INLINE void decode_block(ee_dtype t, const uint8_t *row, int64_t k, __m256 q[
  * 16-lane accumulators (even and odd blocks, as in the AVX-512 kernel),
  * i.e. four ymm: a[0]/b[0] even blocks, a[1]/b[1] odd. Lane l of the
  * 16-lane product is q_l x_l + q_{l+16} x_{l+16}. */
-/* Batches of 3+ activation rows prefetch the weight stream ahead, as the
- * AVX-512 set does (see EE_PREFETCH_BYTES there). */
-#define EE_PREFETCH_BYTES 2048
-#define EE_PREFETCH_MIN_T 3
-
 /* One block k into accumulators (a, b) for every activation row. */
 EE_INLINE void block_step(const ee_gemv_job *j, const uint8_t *row, int64_t k, int64_t nb,
                           const int T, const ee_dtype t, __m256 *acca, __m256 *accb,
                           float *macc) {
     __m256 q[4];
     float d, m;
-    if (T >= EE_PREFETCH_MIN_T) {
-        const size_t bb = t == EE_DT_Q8_0 ? 34 : t == EE_DT_Q4_0 ? 18 : 20; /* block bytes */
-        _mm_prefetch((const char *)row + k * bb + EE_PREFETCH_BYTES, _MM_HINT_T0);
-    }
+    if (T >= EE_PREFETCH_MIN_T)
+        _mm_prefetch((const char *)row + k * ee_blk_bytes(t) + EE_PREFETCH_BYTES, _MM_HINT_T0);
     decode_block(t, row, k, q, &d, &m);
     const __m256 dv = _mm256_set1_ps(d);
     for (int i = 0; i < T; i++) {

@@ -65,18 +65,6 @@ EE_INLINE void decode_block(ee_dtype t, const uint8_t *row, int64_t k, __m512 *l
     }
 }
 
-/* Batches of 3+ activation rows prefetch the weight stream EE_PREFETCH_BYTES
- * ahead. With more arithmetic per cache line the hardware prefetcher alone
- * left the loads waiting on DRAM (perf: ~75% of the kernel's cycles on the
- * weight load at T = 8); 2 KB ahead took f32 batch-8 decode from 162 to
- * ~200 tok/s (bench-batch, docs/BENCHMARKS.md "The worker against the
- * CLI"). Single-row decode streams fine without it. No effect on results. */
-#ifndef EE_PREFETCH_BYTES
-#define EE_PREFETCH_BYTES 2048
-#endif
-#ifndef EE_PREFETCH_MIN_T
-#define EE_PREFETCH_MIN_T 3
-#endif
 
 /* sum_j (q_j d + m) x_j = d sum q x + m sum x per block; the m term only
  * exists for Q4_1 (xs holds the block sums of x). */
@@ -92,7 +80,7 @@ EE_INLINE void block_rows_T(const ee_gemv_job *j, int64_t r0, int64_t r1, const 
             acc0[i] = acc1[i] = _mm512_setzero_ps();
             macc[i] = 0.0f;
         }
-        const size_t bb = t == EE_DT_Q8_0 ? 34 : t == EE_DT_Q4_0 ? 18 : 20; /* block bytes */
+        const size_t bb = ee_blk_bytes(t);
         for (int64_t k = 0; k < nb; k++) {
             __m512 qlo, qhi;
             float d, m;

@@ -30,6 +30,21 @@ _Static_assert(sizeof(ee_blk_q8_0) == 34, "q8_0 block");
 /* Q4 blocks hold value j (j < 16) in the low nibble of qs[j] and value
  * j + 16 in its high nibble. */
 
+/* Bytes of one block of a block type (a constant once t is). */
+static inline size_t ee_blk_bytes(ee_dtype t) {
+    return t == EE_DT_Q8_0 ? sizeof(ee_blk_q8_0)
+           : t == EE_DT_Q4_0 ? sizeof(ee_blk_q4_0) : sizeof(ee_blk_q4_1);
+}
+
+/* Batches of 3+ activation rows prefetch the weight stream EE_PREFETCH_BYTES
+ * ahead. With more arithmetic per cache line the hardware prefetcher alone
+ * left the loads waiting on DRAM (perf: ~75% of the kernel's cycles on the
+ * weight load at T = 8); 2 KB ahead took f32 batch-8 decode from 162 to
+ * ~200 tok/s (bench-batch, docs/BENCHMARKS.md "The worker against the
+ * CLI"). Single-row decode streams fine without it. No effect on results. */
+#define EE_PREFETCH_BYTES 2048
+#define EE_PREFETCH_MIN_T 3
+
 /* One fused product: Y[t][r] = beta Y[t][r] + sum_c W[r][c] X[t][c].
  * `xs` holds the 32-value block sums of x ([T][cols/32]) for the affine
  * type Q4_1, NULL otherwise. */

@@ -28,3 +28,31 @@ void cmd_model_close(cmd_model *cm) {
     ee_gguf_close(cm->gguf);
     memset(cm, 0, sizeof *cm);
 }
+
+int cmd_client_open(const cmd_model *enc, const char *plain_path, const char *key_path,
+                    cmd_model *pm, ee_vocab_cipher *vc, char key_id[EE_KEY_ID_HEX],
+                    ee_err *err) {
+    if (cmd_model_open(pm, plain_path, false, err)) return -1;
+    if (ee_model_is_encrypted(pm->gguf) || !pm->tok) {
+        if (ee_model_is_encrypted(pm->gguf))
+            ee_err_set(err, "--plain-model %s is itself encrypted", plain_path);
+        else
+            ee_err_set(err, "--plain-model %s: %s", plain_path, pm->tok_err.msg);
+        cmd_model_close(pm);
+        return -1;
+    }
+    char id[EE_KEY_ID_HEX];
+    ee_key kid; /* id-only view for the check; the secret was wiped */
+    memset(&kid, 0, sizeof kid);
+    if (ee_vocab_cipher_load(vc, key_path, pm->gguf, ee_model_scheme(enc->gguf),
+                             (uint32_t)ee_tokenizer_n_vocab(pm->tok), id, err))
+        goto fail;
+    memcpy(kid.id, id, sizeof kid.id);
+    if (ee_model_check_key(enc->gguf, &kid, err)) goto fail;
+    if (key_id) memcpy(key_id, id, EE_KEY_ID_HEX);
+    return 0;
+fail:
+    ee_vocab_cipher_free(vc);
+    cmd_model_close(pm);
+    return -1;
+}

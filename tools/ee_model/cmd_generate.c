@@ -129,20 +129,9 @@ int cmd_generate(int argc, char **argv) {
                              "model from the client side", f[MODEL].value);
             goto done;
         }
-        if (cmd_model_open(&pm, f[PLAIN].value, true, &err)) goto done;
-        if (ee_model_is_encrypted(pm.gguf)) {
-            ee_err_set(&err, "--plain-model %s is itself encrypted", f[PLAIN].value);
+        if (cmd_client_open(&cm, f[PLAIN].value, f[KEY].value, &pm, &vc, key_id, &err))
             goto done;
-        }
         tok = pm.tok;
-        /* The key is bound to the plain model as the file's scheme says. */
-        if (ee_vocab_cipher_load(&vc, f[KEY].value, pm.gguf, ee_model_scheme(cm.gguf),
-                                 (uint32_t)ee_tokenizer_n_vocab(tok), key_id, &err))
-            goto done;
-        ee_key kid; /* id-only view for the check; the secret was wiped */
-        memset(&kid, 0, sizeof kid);
-        memcpy(kid.id, key_id, sizeof kid.id);
-        if (ee_model_check_key(cm.gguf, &kid, &err)) goto done;
     } else if (encrypted && f[PROMPT].present) {
         ee_err_set(&err, "%s is encrypted: give encrypted --tokens (worker view), or --key and "
                          "--plain-model to encrypt a --prompt (client view)", f[MODEL].value);

@@ -177,20 +177,9 @@ int cmd_perplexity(int argc, char **argv) {
         goto done;
     }
     if (encrypted) {
-        if (cmd_model_open(&pm, f[PLAIN].value, true, &err)) goto done;
-        if (ee_model_is_encrypted(pm.gguf)) {
-            ee_err_set(&err, "--plain-model %s is itself encrypted", f[PLAIN].value);
+        if (cmd_client_open(&cm, f[PLAIN].value, f[KEY].value, &pm, &vc, NULL, &err))
             goto done;
-        }
         tok = pm.tok;
-        char key_id[EE_KEY_ID_HEX];
-        if (ee_vocab_cipher_load(&vc, f[KEY].value, pm.gguf, ee_model_scheme(cm.gguf),
-                                 (uint32_t)ee_tokenizer_n_vocab(tok), key_id, &err))
-            goto done;
-        ee_key kid;
-        memset(&kid, 0, sizeof kid);
-        memcpy(kid.id, key_id, sizeof kid.id);
-        if (ee_model_check_key(cm.gguf, &kid, &err)) goto done;
     } else if (!tok) {
         ee_err_set(&err, "%s: %s", f[MODEL].value, cm.tok_err.msg);
         goto done;
