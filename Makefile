@@ -33,7 +33,40 @@ PKG_LIBS     = $(call pkgflags,libs)
 CHECK_CFLAGS = $(call pkgflags,check-cflags)
 CHECK_LIBS   = $(call pkgflags,check-libs)
 
-CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) -Icore -Itools/common $(PKG_CFLAGS) -pthread -fopenmp
+# ---- layers ------------------------------------------------------------------
+# core/ is five libraries, and dependencies point downward only
+# (docs/LAYERS.md):
+#
+#   svc     protocol, config, metrics, offset tracking   (service tier)
+#   ee      keys, sealing, EE schemes, the audit          (EE tier)
+#   engine  GGUF models, kernels, architectures, runs     \ (engine and
+#   text    tokenizers, Unicode, chat templates           / text tiers)
+#   base    errors, clocks, element types, GGUF files
+#
+# Each layer compiles with the include paths of itself and the layers it may
+# use, and nothing else, so an upward #include is a compile error. Each
+# binary links the libraries and packages it uses (LIBS_* and PKGS_*), so an
+# upward call is a link error: ee-producer links no engine and no OpenBLAS.
+LAYERS       = base text engine ee svc
+USES_base    = base
+USES_text    = text base
+USES_engine  = engine base
+USES_ee      = ee engine text base
+USES_svc     = svc base
+layer_inc    = $(foreach l,$1,-Icore/$l)
+# Include paths of a source file: its layer's, or its program's (INC_DIR_*).
+src_layer    = $(if $(filter core/%,$1),$(word 2,$(subst /, ,$1)))
+src_inc      = $(if $(call src_layer,$1),$(call layer_inc,$(USES_$(call src_layer,$1))),$(INC_$(firstword $(subst /, ,$1))))
+ALL_INC      = $(call layer_inc,$(LAYERS))
+INC_consumer = $(ALL_INC)
+INC_producer = $(call layer_inc,svc ee text base) -Itools/common
+INC_tools    = $(ALL_INC) -Itools/common
+INC_tests    = $(ALL_INC) -Itools/common -Itests/common -Iproducer
+INC_bench    = $(ALL_INC)
+
+pkglibs      = $(foreach p,$(sort $1),$(call pkgflags,libs-$p))
+
+CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) $(PKG_CFLAGS) -pthread -fopenmp
 CFLAGS  = $(CFLAGS_COMMON) $(OPT)
 LDLIBS  = $(PKG_LIBS) -lm -pthread -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -49,11 +82,15 @@ ISA_FLAGS_ee_kernels_avx512 = -march=x86-64-v4 $(ISA_TUNE)
 ISA_FLAGS_ee_kernels_avx2   = -march=x86-64-v3 $(ISA_TUNE)
 isa_flags = $(ISA_FLAGS_$(notdir $1))
 
-CORE_SRC  = $(wildcard core/*.c)
-CORE_OBJ  = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
-CORE_SOBJ = $(CORE_SRC:%.c=$(BUILD)/san/%.o)
-LIBCORE   = $(BUILD)/lib/libeecore.a
-LIBCORE_SAN = $(BUILD)/lib/libeecore-san.a
+layer_src  = $(wildcard core/$1/*.c)
+layer_obj  = $(patsubst %.c,$(BUILD)/$2/%.o,$(call layer_src,$1))
+LIB        = $(BUILD)/lib
+lib_of     = $(foreach l,$1,$(LIB)/libee_$l.a)
+lib_san_of = $(foreach l,$1,$(LIB)/libee_$l-san.a)
+CORE_SRC   = $(foreach l,$(LAYERS),$(call layer_src,$l))
+# Every library, top layer first (the order static linking needs).
+LIBS_ALL     = $(call lib_of,svc ee engine text base)
+LIBS_ALL_SAN = $(call lib_san_of,svc ee engine text base)
 
 # tools/common: the flag parser shared by ee-model and ee-producer.
 CLI_COMMON_SRC = $(wildcard tools/common/*.c)
@@ -96,6 +133,7 @@ $(STAMP)/deps: FORCE
 	@mkdir -p $(PKGFLAGS)
 	pkg-config --cflags $(PKGS) > $(PKGFLAGS)/cflags
 	pkg-config --libs $(PKGS) > $(PKGFLAGS)/libs
+	for p in $(PKGS); do pkg-config --libs $$p > $(PKGFLAGS)/libs-$$p; done
 	pkg-config --cflags $(CHECK) > $(PKGFLAGS)/check-cflags
 	pkg-config --libs $(CHECK) > $(PKGFLAGS)/check-libs
 	@touch $@
@@ -113,35 +151,54 @@ $(STAMP)/venv: scripts/setup-venv.sh tests/ref/requirements.txt | $(STAMP)/deps
 # ---- library and binaries ------------------------------------------------
 $(BUILD)/obj/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(call isa_flags,$*) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call src_inc,$<) $(call isa_flags,$*) -MMD -MP -c $< -o $@
 
 $(BUILD)/san/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(call isa_flags,$*) $(SAN) $(CHECK_CFLAGS) -Itests/common -Iproducer -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(call src_inc,$<) $(call isa_flags,$*) $(SAN) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBCORE): $(CORE_OBJ) | $(STAMP)/deps
+.SECONDEXPANSION:
+# Named here so they are ordinary targets, not intermediates make may skip.
+$(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(CORE_SRC:%.c=$(BUILD)/san/%.o):
+# One static library per layer (and an ASan/UBSan build of each for the
+# unit tier).
+$(LIB)/libee_%.a: $$(call layer_obj,$$*,obj) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIBCORE_SAN): $(CORE_SOBJ) | $(STAMP)/deps
+$(LIB)/libee_%-san.a: $$(call layer_obj,$$*,san) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(LIBCORE) | $(STAMP)/deps
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Binaries: the libraries and packages each one uses, nothing more.
+LIBS_ee-model     = ee engine text base
+PKGS_ee-model     = openblas libsodium jansson
+LIBS_ee-consumer  = svc ee engine text base
+PKGS_ee-consumer  = openblas libsodium jansson inih libmicrohttpd rdkafka
+LIBS_ee-producer  = svc ee text base
+PKGS_ee-producer  = libsodium jansson rdkafka
+LIBS_ee-devbroker =
+PKGS_ee-devbroker = rdkafka
+OMP_ee-model      = -fopenmp
+OMP_ee-consumer   = -fopenmp
+link_bin = $(CC) $(CSTD) $(DBG) $(OPT) -pthread $(OMP_$(notdir $@)) -o $@ $(filter %.o,$^) \
+  $(call lib_of,$(LIBS_$(notdir $@))) $(call pkglibs,$(PKGS_$(notdir $@))) -lm
 
-$(BUILD)/bin/ee-devbroker: $(DEVBROKER_OBJ) $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/ee-model: $(MODEL_CLI_OBJ) $(call lib_of,$(LIBS_ee-model)) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(link_bin)
 
-$(BUILD)/bin/ee-consumer: $(CONSUMER_OBJ) $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/ee-devbroker: $(DEVBROKER_OBJ) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(link_bin)
 
-$(BUILD)/bin/ee-producer: $(PRODUCER_OBJ) $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/ee-consumer: $(CONSUMER_OBJ) $(call lib_of,$(LIBS_ee-consumer)) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(link_bin)
+
+$(BUILD)/bin/ee-producer: $(PRODUCER_OBJ) $(call lib_of,$(LIBS_ee-producer)) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(link_bin)
 
 # ---- tests ---------------------------------------------------------------
 # Each test file defines one or more `Suite *suite_NAME(void)`; the runner's
@@ -154,39 +211,41 @@ $(BUILD)/gen/%-suites.h: $(UNIT_SRC) $(MODEL_TEST_SRC) | $(STAMP)/deps
 # Producer pieces without Kafka I/O (load-test statistics, schedule,
 # records, progress line), unit tested directly (tests/unit/test_prod_load.c).
 PROD_UNIT_SRC = producer/prod_stats.c producer/prod_sched.c producer/prod_loadrec.c \
-                producer/prod_progress.c producer/prod_tracker.c producer/prod_stream.c \
-                producer/prod_buf.c
+                producer/prod_progress.c producer/prod_tracker.c producer/prod_stream.c
 UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/san/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/san/%.o) \
             $(PROD_UNIT_SRC:%.c=$(BUILD)/san/%.o)
 MODEL_TOBJ = $(MODEL_TEST_SRC:%.c=$(BUILD)/tobj/%.o) $(TEST_COMMON_SRC:%.c=$(BUILD)/tobj/%.o)
 
 $(BUILD)/tobj/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/common -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call src_inc,$<) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/san/tests/runner-unit.o: tests/runner.c $(BUILD)/gen/unit-suites.h | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"unit-suites.h"' -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) $(INC_tests) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"unit-suites.h"' -c $< -o $@
 
 $(BUILD)/tobj/tests/runner-model.o: tests/runner.c $(BUILD)/gen/model-suites.h | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"model-suites.h"' -c $< -o $@
+	$(CC) $(CFLAGS) $(INC_tests) $(CHECK_CFLAGS) -I$(BUILD)/gen -DSUITES='"model-suites.h"' -c $< -o $@
 
-$(BUILD)/bin/test-unit: $(BUILD)/san/tests/runner-unit.o $(UNIT_OBJ) $(LIBCORE_SAN) | $(STAMP)/deps
+$(BUILD)/bin/test-unit: $(BUILD)/san/tests/runner-unit.o $(UNIT_OBJ) $(LIBS_ALL_SAN) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
-$(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 test: test-setup test-unit test-model test-fuzz test-integration
 
 # The setup contract (fresh machine: install before any compile or flag),
-# checked by dry runs of every target in a fresh copy of the tree. Needs no
-# package, so it runs first.
+# checked by dry runs of every target in a fresh copy of the tree, and the
+# layering of core/ (downward includes, no cycles). Need no package, so
+# they run first.
 test-setup:
 	bash tests/build/setup_order.sh
+	bash tests/build/layers.sh
+	@echo "setup: 2 passed, 0 failed"
 
 # Integration tier: real Apache Kafka 3.9 (KRaft) from Maven Central on
 # loopback, started and stopped by each script (scripts/kafka.sh).
@@ -200,7 +259,7 @@ test-integration: $(BINS) $(MODEL) | $(STAMP)/venv
 # The worker built with ASan/UBSan, run through the service tests (slower;
 # not part of `make test`): memory errors and leaks under real traffic.
 CONSUMER_SOBJ = $(CONSUMER_SRC:%.c=$(BUILD)/san/%.o)
-$(BUILD)/bin/ee-consumer-san: $(CONSUMER_SOBJ) $(LIBCORE_SAN) | $(STAMP)/deps
+$(BUILD)/bin/ee-consumer-san: $(CONSUMER_SOBJ) $(LIBS_ALL_SAN) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS)
 
@@ -234,34 +293,34 @@ $(STAMP)/bench-venv: bench/requirements.txt | $(STAMP)/venv
 bench: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 	$(PY) bench/bench_engine.py --model $(MODEL) --bin $(BUILD)/bin/ee-model
 
-$(BUILD)/bin/bench-machine: bench/machine.c $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/bench-machine: bench/machine.c $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_bench) -o $@ $^ $(LDLIBS)
 
 bench-machine: $(BUILD)/bin/bench-machine
 	$(BUILD)/bin/bench-machine
 
 # Fused GEMV time per token for each kernel set the CPU runs (the AVX2 vs
 # AVX-512 ratio without the rest of the engine; docs/BENCHMARKS.md).
-$(BUILD)/bin/bench-kernels: bench/kernels.c $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/bench-kernels: bench/kernels.c $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_bench) -o $@ $^ $(LDLIBS)
 
 bench-kernels: $(BUILD)/bin/bench-kernels
 	$(BUILD)/bin/bench-kernels q4_1
 	$(BUILD)/bin/bench-kernels f32
 
-$(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/bench-ee-client: bench/ee_client.c $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_bench) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/bench-seal: bench/seal_cost.c $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/bench-seal: bench/seal_cost.c $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_bench) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/bench-batch: bench/batch_decode.c $(LIBCORE) | $(STAMP)/deps
+$(BUILD)/bin/bench-batch: bench/batch_decode.c $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_bench) -o $@ $^ $(LDLIBS)
 
 # The worker against the CLI through real Kafka: decode ratio, service
 # overhead, batching gain (docs/BENCHMARKS.md "The worker against the CLI").
@@ -308,8 +367,9 @@ bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 FUZZ_TARGETS = request sealed reply gguf tokenizer config
 FUZZ_CC      = clang
 FUZZ_SAN     = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CORE    = ee_error ee_proto ee_gguf_read ee_dtype ee_tokenizer ee_tok_pretok ee_unicode \
-               ee_unicode_tables ee_chat ee_config ee_seal ee_key
+FUZZ_CORE    = base/ee_error base/ee_buf text/ee_chat_tmpl svc/ee_proto base/ee_gguf_read base/ee_dtype text/ee_tokenizer \
+               text/ee_tok_pretok text/ee_unicode text/ee_unicode_tables text/ee_chat svc/ee_config \
+               ee/ee_seal ee/ee_key
 FUZZ_OBJ     = $(FUZZ_CORE:%=$(BUILD)/fuzz/obj/core/%.o)
 FUZZ_BINS    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 FUZZ_SECONDS ?= 60
@@ -318,11 +378,11 @@ FUZZ_SMOKE_SECONDS ?= 8
 
 $(BUILD)/fuzz/obj/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unknown-pragmas -Icore $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unknown-pragmas $(ALL_INC) $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) -Icore $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(CSTD) $(WARN) $(ALL_INC) $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 
 fuzz: $(FUZZ_BINS) $(MODEL)
 	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz/work/$$t; \

@@ -15,7 +15,8 @@
 #include "ee_gguf.h"
 #include "ee_kernels.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,8 @@ int main(int argc, char **argv) {
                         "[--prompt-len N] [--tokens N] [--reps N]\n");
         return 2;
     }
-    ee_platform_init(argc, argv);
-    ee_platform_set_threads(threads);
+    ee_compute_init(argc, argv);
+    ee_compute_set_threads(threads);
     ee_err err = {{0}};
     if (ee_kernels_init(&err)) {
         fprintf(stderr, "bench-batch: %s\n", err.msg);

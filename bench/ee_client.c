@@ -5,7 +5,7 @@
 #include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_scheme.h"
 
 #include <stdio.h>

@@ -9,7 +9,8 @@
  * faster memory than the run's moves decode towards this case). Asserts
  * nothing. Usage: bench-kernels [q4_1|f32] */
 #include "ee_kernels.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 #include "ee_quant.h"
 
 #include <stdio.h>
@@ -19,7 +20,7 @@
 typedef struct { int rows, cols, count; ee_dtype t; uint8_t *w; size_t rb; } mat;
 
 int main(int argc, char **argv) {
-    ee_platform_init(argc, argv);
+    ee_compute_init(argc, argv);
     const bool f32 = argc > 1 && strcmp(argv[1], "f32") == 0;
     const ee_dtype lt = f32 ? EE_DT_F32 : EE_DT_Q4_1, ot = f32 ? EE_DT_F32 : EE_DT_Q8_0;
     mat m[] = {{576, 576, 60, lt, 0, 0},   {192, 576, 60, lt, 0, 0},  {1536, 576, 60, lt, 0, 0},
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
     for (int pass = 0; pass < 4; pass++) {
         const int threads = 1 + pass % 2;
         const bool hot = pass >= 2;
-        ee_platform_set_threads(threads);
+        ee_compute_set_threads(threads);
         double first = 0;
         for (int v = 0; v < 3; v++) {
             if (ee_kernels_set_isa(isas[v], NULL)) continue;

@@ -1,7 +1,8 @@
 /* Machine limits for the roofline in docs/BENCHMARKS.md: DRAM read
  * bandwidth (1 and 2 threads) and OpenBLAS sgemm throughput at the sizes a
  * SmolLM2 prefill uses. Prints measured numbers; asserts nothing. */
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -33,20 +34,20 @@ static double read_bw(const float *buf, size_t n, int threads, double *sink) {
 }
 
 int main(int argc, char **argv) {
-    ee_platform_init(argc, argv);
+    ee_compute_init(argc, argv);
     size_t n = (size_t)1 << 28; /* 1 GiB of floats: far beyond the 32 MiB L3 */
     float *buf = malloc(n * sizeof(float));
     if (!buf) return 1;
     for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
     double sink = 0;
-    printf("BLAS core: %s\n", ee_platform_blas_core());
+    printf("BLAS core: %s\n", ee_compute_blas_core());
     for (int t = 1; t <= 2; t++)
         printf("DRAM read bandwidth, %d thread(s): %.1f GB/s\n", t, read_bw(buf, n, t, &sink));
     free(buf);
     /* sgemm at prefill shapes: X[512][576] x W^T[576][1536] and the FFN down. */
     int shapes[][3] = {{512, 1536, 576}, {512, 576, 1536}, {512, 576, 576}};
     for (int t = 1; t <= 2; t++) {
-        ee_platform_set_threads(t);
+        ee_compute_set_threads(t);
         double flop = 0, ms = 0;
         for (int s = 0; s < 3; s++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];

@@ -3,7 +3,7 @@
  * (about 0.4 and 14 KB of JSON) and a reply of 128 ids. Client: seal +
  * sign (+ open the reply); worker: verify + open (+ seal the reply) +
  * replay check. Prints the median of many repetitions in microseconds. */
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_seal.h"
 
 #include <stdio.h>

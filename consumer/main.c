@@ -3,8 +3,18 @@
  * format) and config/README.md (configuration). */
 #include "svc.h"
 
+#include "svc_auth.h"
+#include "svc_infer.h"
+#include "svc_jobs.h"
+#include "svc_kafka.h"
+#include "svc_log.h"
+#include "svc_metrics.h"
+#include "svc_models.h"
+#include "svc_poll.h"
+
 #include "ee_kernels.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -91,7 +101,7 @@ static int keygen(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    ee_platform_init(argc, argv);
+    ee_compute_init(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return keygen(argc - 1, argv + 1);
     {
         /* EE_ISA naming an unknown set or one this CPU lacks stops the
@@ -180,7 +190,7 @@ int main(int argc, char **argv) {
         return fail("at most 64 models per worker");
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    ee_platform_set_threads((int)cfg.threads);
+    ee_compute_set_threads((int)cfg.threads);
 
     svc *s = &g;
     s->cfg = &cfg;
@@ -204,7 +214,7 @@ int main(int argc, char **argv) {
         json_object_set_new(f, "cpus", json_integer(ncpu));
         json_object_set_new(f, "max_inflight", json_integer(cfg.max_inflight));
         json_object_set_new(f, "max_batch", json_integer(cfg.max_batch));
-        json_object_set_new(f, "blas_core", json_string(ee_platform_blas_core()));
+        json_object_set_new(f, "blas_core", json_string(ee_compute_blas_core()));
         json_object_set_new(f, "isa", json_string(ee_kernels_isa()));
         svc_log("info", "starting", f);
         if (cfg.threads > ncpu) {
@@ -229,7 +239,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (svc_metrics_open(s, &err)) goto out;
-    if (svc_kafka_open(s, &err)) goto out;
+    if (svc_kafka_open(s, &svc_poll_hooks, &err)) goto out;
     if (svc_create_topics(s, &err)) goto out;
     if (svc_infer_start(s, &err)) goto out;
     infer_started = true;

@@ -16,7 +16,14 @@
  * queue -> inference thread (running) -> producer (final reply in flight,
  * opaque = job) -> poll thread (delivery report) -> freed. Its offset is
  * stored only when the final reply or dead letter is acknowledged, and only
- * as part of the contiguous finished prefix of its partition. */
+ * as part of the contiguous finished prefix of its partition.
+ *
+ * Modules, top down (each calls only those below it; its header says what
+ * it offers):
+ *   main -> svc_poll -> svc_jobs -> svc_auth, svc_kafka, svc_queue
+ *   main -> svc_infer -> svc_jobs, svc_queue
+ *   every module -> svc_metrics, svc_log
+ * This header holds only the shared state. */
 #ifndef EE_SVC_H
 #define EE_SVC_H
 
@@ -122,6 +129,17 @@ typedef struct svc_cons {
     int idx;
 } svc_cons;
 
+/* ---- hooks --------------------------------------------------------------------- */
+
+struct svc;
+/* What the Kafka clients call back into (set by svc_kafka_open): keeps
+ * svc_kafka.c below the modules that handle replies and rebalances. */
+typedef struct svc_kafka_hooks {
+    void (*delivered)(struct svc *s, const rd_kafka_message_t *m);
+    void (*rebalance)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *parts, void *opaque);
+} svc_kafka_hooks;
+
 /* ---- the service ------------------------------------------------------------ */
 
 typedef struct svc {
@@ -131,6 +149,7 @@ typedef struct svc {
     int n_models;
     svc_cons *cons;
     int n_cons;
+    svc_kafka_hooks hooks;      /* svc_kafka_open */
     rd_kafka_t *producer;       /* replaced after a fatal error: use under prod_lock */
     pthread_rwlock_t prod_lock; /* read: produce (any thread); write: the swap */
     pthread_t poll_tid;
@@ -152,7 +171,7 @@ typedef struct svc {
     int inflight;               /* jobs not yet finished (poll thread) */
     svc_job *all;               /* every live job (poll thread) */
     svc_job **retry;            /* dead letters to resend (poll thread) */
-    int n_retry, cap_retry;
+    size_t n_retry, cap_retry;
     atomic_int stop_signal;     /* SIGTERM/SIGINT count */
     atomic_bool fatal;          /* producer fatal error: replace the producer */
     atomic_bool fatal_final;    /* unrecoverable (consumer fatal, no new producer) */
@@ -176,80 +195,5 @@ typedef struct svc {
     int wake_rd, wake_wr;
     bool poll_pending;
 } svc;
-
-/* svc_kafka.c */
-int svc_kafka_open(svc *s, ee_err *err);
-/* Wake the poll thread (any thread; async-signal-safe). */
-void svc_wake(svc *s);
-void svc_kafka_close(svc *s);
-int svc_create_topics(svc *s, ee_err *err);
-int svc_subscribe(svc *s, ee_err *err);
-/* After a fatal producer error (librdkafka 2.0.2's idempotent producer can
- * raise spurious ones): a new producer replaces the old, whose unsent
- * records are purged and re-sent on the new one. Poll thread. Returns 0, or
- * -1 if no producer could be made (then the worker drains and exits 3). */
-int svc_producer_recreate(svc *s);
-/* One poll round over every consumer and the producer; accept false while
- * shutting down (records polled then are left for redelivery). Returns false
- * if a record could not be held (out of memory). */
-bool svc_poll_round(svc *s, int timeout_ms, bool accept);
-void svc_unlink_job(svc *s, svc_job *j);
-void svc_set_paused(svc *s, bool paused);
-/* Abandon queued jobs of (cons, partitions) and wait for running ones, up to
- * wait_ms; used on revoke and shutdown. NULL parts: everything of cons (or
- * of every consumer when cons < 0). */
-void svc_release_jobs(svc *s, int cons, const rd_kafka_topic_partition_list_t *parts, int wait_ms);
-
-/* svc_jobs.c */
-svc_job *svc_job_from_message(svc *s, int cons, const rd_kafka_message_t *msg);
-void svc_job_free(svc_job *j);
-void svc_handle_job(svc *s, svc_job *j);        /* poll thread: check, answer or queue */
-void svc_job_finished(svc *s, svc_job *j, bool acked); /* poll thread: release, store offset */
-void svc_collect_returned(svc *s);              /* poll thread: jobs handed back */
-/* Produce the final reply / dead letter for j (any thread); on failure to
- * even enqueue, j goes back through svc_job_finished(acked=false). */
-void svc_send_final(svc *s, svc_job *j);
-void svc_send_dlq(svc *s, svc_job *j);
-void svc_send_partial(svc *s, svc_job *j, const int32_t *toks, size_t n);
-void svc_on_delivery(svc *s, const rd_kafka_message_t *m);
-
-/* svc_infer.c */
-int svc_infer_start(svc *s, ee_err *err);
-void svc_infer_stop(svc *s);
-void svc_enqueue(svc *s, svc_job *j);
-
-/* svc_auth.c: sealed and signed jobs (docs/PROTOCOL.md). */
-int svc_auth_open(svc *s, ee_err *err);   /* pool key, replay window */
-void svc_auth_close(svc *s);
-/* Before parsing: reads the routing headers (so refusals can be answered),
- * verifies the tenant signature, the replay window and the tenant's rights,
- * and opens a sealed value into j->body. Returns 0, or -1 with j->code and
- * j->message set. */
-int svc_auth_check(svc *s, svc_job *j);
-/* After parsing: the body must agree with the signed headers, and a sealed
- * job must name its reply key. Returns 0 or -1 as above. */
-int svc_auth_after_parse(svc *s, svc_job *j);
-/* A sealed body failed to parse: seal the error reply if it names a reply
- * key anyway, else strip the message of body details. */
-void svc_auth_parse_failed(svc_job *j);
-/* A reply value for j: sealed to its reply key when the request was sealed
- * (js is consumed either way); NULL on failure. */
-char *svc_auth_reply_value(svc_job *j, char *js, size_t *len);
-
-/* svc_models.c */
-int svc_models_open(svc *s, ee_err *err);
-void svc_models_close(svc *s);
-
-/* svc_metrics.c */
-int svc_metrics_open(svc *s, ee_err *err);
-void svc_metrics_close(svc *s);
-void svc_metrics_job_done(svc *s, const svc_job *j);
-void svc_metrics_stats(svc *s, const char *json, size_t len);
-bool svc_health(void *user, char *reason, size_t cap);
-
-/* svc_log.c: one JSON object per line on stderr. fields may be NULL; it is
- * consumed (json_decref). Never pass keys or plaintext (there is none). */
-void svc_log(const char *level, const char *event, json_t *fields);
-void svc_log_job(const char *level, const char *event, const svc_job *j, json_t *fields);
 
 #endif

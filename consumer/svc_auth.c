@@ -4,9 +4,11 @@
  * unknown sender), the replay window, the tenant's rights, then opening
  * the sealed body. Every refusal is an error reply (or a dead letter when
  * the routing headers are unusable) and never runs inference. */
-#include "svc.h"
+#include "svc_auth.h"
 
-#include "ee_platform.h"
+#include "svc_log.h"
+
+#include "ee_clock.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -5,27 +5,19 @@
  *
  * The OpenMP team used by the engine belongs to this thread: it warms up
  * here, so its threads are the ones that serve jobs. */
-#include "svc.h"
+#include "svc_infer.h"
 
-#include "ee_platform.h"
+#include "svc_jobs.h"
+#include "svc_log.h"
+#include "svc_queue.h"
+
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static svc *g_svc; /* callbacks of ee_batch carry only the job */
-
-void svc_enqueue(svc *s, svc_job *j) {
-    pthread_mutex_lock(&s->mu);
-    j->state = JOB_QUEUED;
-    j->next = NULL;
-    if (s->q_tail) s->q_tail->next = j;
-    else s->q_head = j;
-    s->q_tail = j;
-    s->q_len++;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
 
 /* Hand a job back to the poll thread (abandoned: no reply). Caller holds
  * no lock. */

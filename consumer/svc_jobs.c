@@ -3,9 +3,16 @@
  * be read, dead letter otherwise), queue good ones; produce final replies
  * and dead letters; on the broker's acknowledgement store the offset (only
  * the contiguous finished prefix: ee_offtrack). */
-#include "svc.h"
+#include "svc_jobs.h"
 
-#include "ee_platform.h"
+#include "svc_auth.h"
+#include "svc_kafka.h"
+#include "svc_log.h"
+#include "svc_metrics.h"
+#include "svc_queue.h"
+
+#include "ee_buf.h"
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,15 +292,9 @@ void svc_send_dlq(svc *s, svc_job *j) {
  * thread). Out of memory: give the job back uncommitted instead (it is
  * redelivered after a restart). */
 static void retry_later(svc *s, svc_job *j) {
-    if (s->n_retry == s->cap_retry) {
-        int nc = s->cap_retry ? 2 * s->cap_retry : 16;
-        svc_job **nr = realloc(s->retry, (size_t)nc * sizeof *nr);
-        if (!nr) {
-            svc_job_finished(s, j, false);
-            return;
-        }
-        s->retry = nr;
-        s->cap_retry = nc;
+    if (ee_array_reserve(&s->retry, &s->cap_retry, s->n_retry + 1, sizeof *s->retry, NULL)) {
+        svc_job_finished(s, j, false);
+        return;
     }
     s->retry[s->n_retry++] = j;
 }
@@ -403,7 +404,7 @@ void svc_collect_returned(svc *s) {
     }
     /* Resend due dead letters. */
     double now = ee_now_ms();
-    for (int i = 0; i < s->n_retry;) {
+    for (size_t i = 0; i < s->n_retry;) {
         svc_job *j = s->retry[i];
         if (j->retry_at <= now) {
             s->retry[i] = s->retry[--s->n_retry];
@@ -413,4 +414,20 @@ void svc_collect_returned(svc *s) {
             i++;
         }
     }
+}
+
+/* ---- svc.all: every live job (poll thread) ---- */
+
+void svc_link_job(svc *s, svc_job *j) {
+    j->all_prev = NULL;
+    j->all_next = s->all;
+    if (s->all) s->all->all_prev = j;
+    s->all = j;
+}
+
+void svc_unlink_job(svc *s, svc_job *j) {
+    if (j->all_prev) j->all_prev->all_next = j->all_next;
+    else if (s->all == j) s->all = j->all_next;
+    if (j->all_next) j->all_next->all_prev = j->all_prev;
+    j->all_prev = j->all_next = NULL;
 }

@@ -5,7 +5,7 @@
  * anything a client puts in it, so a log line is always one line. Nothing
  * secret exists in the worker (no key, no plaintext); token ids are not
  * logged either. */
-#include "svc.h"
+#include "svc_log.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -2,10 +2,13 @@
  * Consumer lag comes from librdkafka's statistics JSON (statistics.interval.ms),
  * which reports, per assigned partition, consumer_lag = high watermark -
  * committed offset: the kafka_consumergroup_lag users expect. */
-#include "svc.h"
+#include "svc_metrics.h"
+
+#include "svc_log.h"
 
 #include "ee_kernels.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -67,7 +70,7 @@ int svc_metrics_open(svc *s, ee_err *err) {
     ee_metrics_gauge_set(s->metrics, "ee_jobs_inflight", EE_NO_LABELS, 0);
     ee_metrics_gauge_set(s->metrics, "ee_partitions_paused", EE_NO_LABELS, 0);
     ee_metrics_gauge_set(s->metrics, "ee_worker_info",
-                         EE_LABELS({"isa", ee_kernels_isa()}, {"blas_core", ee_platform_blas_core()}), 1);
+                         EE_LABELS({"isa", ee_kernels_isa()}, {"blas_core", ee_compute_blas_core()}), 1);
     if (s->cfg->metrics_port == 0) return 0;
     const char *bind = s->cfg->metrics_bind ? s->cfg->metrics_bind : EE_CONFIG_DEFAULT_METRICS_BIND;
     s->http = ee_metrics_server_start(s->metrics, bind, (uint16_t)s->cfg->metrics_port, svc_health,

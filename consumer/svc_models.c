@@ -1,9 +1,11 @@
 /* Served models: encrypted GGUF files only. The worker never has a key; it
  * learns the key id and the encrypted stop ids from the file and refuses a
  * plaintext model (serving one would mean handling plaintext prompts). */
-#include "svc.h"
+#include "svc_models.h"
 
-#include "ee_platform.h"
+#include "svc_log.h"
+
+#include "ee_clock.h"
 #include "ee_scheme.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 #include "prod_admin.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,7 @@
 #include "prod_client.h"
 
+#include "ee_chat.h"
+
 #include <stdlib.h>
 #include <string.h>
 

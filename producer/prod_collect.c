@@ -2,7 +2,7 @@
 
 #include "prod_exit.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>

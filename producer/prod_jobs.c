@@ -1,6 +1,6 @@
 #include "prod_jobs.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdlib.h>
 #include <string.h>

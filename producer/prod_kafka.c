@@ -2,7 +2,7 @@
 
 #include "prod_ids.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,7 @@
 #include "prod_lines.h"
 
+#include "ee_buf.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -7,13 +9,7 @@
 #include <string.h>
 
 int prod_lines_add(prod_lines *l, const char *s, ee_err *err) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **v = realloc(l->v, cap * sizeof *v);
-        if (!v) return ee_err_set(err, "out of memory");
-        l->v = v;
-        l->cap = cap;
-    }
+    if (ee_array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v, err)) return -1;
     if (!(l->v[l->n] = strdup(s))) return ee_err_set(err, "out of memory");
     l->n++;
     return 0;

@@ -20,7 +20,7 @@
 #include "prod_stats.h"
 #include "prod_tracker.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <jansson.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 #include "prod_print.h"
 
-#include "prod_buf.h"
+#include "ee_buf.h"
 #include "prod_stream.h"
 
 #include "ee_unicode.h"
@@ -92,14 +92,14 @@ static int emit_text(const prod_print *p, prod_job *j, const char *raw, size_t n
         j->shown = true;
         return 0;
     }
-    int rc = prod_buf_add(&j->line, s, n, err);
+    int rc = ee_buf_append(&j->line, s, n, err);
     free(s);
     if (rc) return -1;
     char *nl;
-    while ((nl = memchr(j->line.p, '\n', j->line.n))) {
+    while ((nl = memchr(j->line.p, '\n', j->line.len))) {
         size_t len = (size_t)(nl - j->line.p);
         printf("%s: %.*s\n", j->id, (int)len, j->line.p);
-        prod_buf_consume(&j->line, len + 1);
+        ee_buf_consume(&j->line, len + 1);
         j->shown = true;
     }
     fflush(stdout);
@@ -111,9 +111,9 @@ static int emit_text(const prod_print *p, prod_job *j, const char *raw, size_t n
 static void end_text(const prod_print *p, prod_job *j) {
     if (!p->multi) {
         putchar('\n');
-    } else if (j->line.n || !j->shown) {
-        printf("%s: %.*s\n", j->id, (int)j->line.n, j->line.p ? j->line.p : "");
-        prod_buf_consume(&j->line, j->line.n);
+    } else if (j->line.len || !j->shown) {
+        printf("%s: %.*s\n", j->id, (int)j->line.len, j->line.p ? j->line.p : "");
+        ee_buf_consume(&j->line, j->line.len);
     }
     j->shown = true;
     fflush(stdout);
@@ -122,21 +122,21 @@ static void end_text(const prod_print *p, prod_job *j) {
 int prod_print_partial(prod_print *p, prod_job *j, const ee_proto_reply *r, const int32_t *plain,
                        ee_err *err) {
     if (p->quiet || !p->stream) return 0;
-    prod_buf chunk = {0};
+    ee_buf chunk = {0};
     int rc = prod_stream_push(&j->stream, p->cl->tok, plain, r->n_tokens, &chunk, err);
     if (rc == 0 && p->json) {
         json_t *o = json_object();
         json_object_set_new(o, "event", json_string("partial"));
         json_object_set_new(o, "id", json_string(j->id));
         json_object_set_new(o, "seq", json_integer(r->seq));
-        json_object_set_new(o, "text", text_json(chunk.p ? chunk.p : "", chunk.n));
+        json_object_set_new(o, "text", text_json(chunk.p ? chunk.p : "", chunk.len));
         json_object_set_new(o, "tokens", ids_json(plain, r->n_tokens));
         json_object_set_new(o, "encrypted_tokens", ids_json(r->tokens, r->n_tokens));
         emit_json(o);
-    } else if (rc == 0 && chunk.n) {
-        rc = emit_text(p, j, chunk.p, chunk.n, err);
+    } else if (rc == 0 && chunk.len) {
+        rc = emit_text(p, j, chunk.p, chunk.len, err);
     }
-    prod_buf_free(&chunk);
+    ee_buf_free(&chunk);
     return rc;
 }
 
@@ -146,7 +146,7 @@ int prod_print_partial(prod_print *p, prod_job *j, const ee_proto_reply *r, cons
  * the final text, which is authoritative, is shown again whole. */
 static int plain_final(prod_print *p, prod_job *j, ee_err *err) {
     const ee_proto_reply *f = &j->final;
-    prod_buf out = {0};
+    ee_buf out = {0};
     int rc = 0;
     if (p->stream && prod_stream_is_prefix(&j->stream, j->plain, f->n_tokens)) {
         size_t done = j->stream.n;
@@ -160,9 +160,9 @@ static int plain_final(prod_print *p, prod_job *j, ee_err *err) {
             /* end what was streamed where it stands, start the final text on
              * a line of its own */
             if (!p->multi && j->shown) putchar('\n');
-            if (p->multi && j->line.n) {
-                printf("%s: %.*s\n", j->id, (int)j->line.n, j->line.p);
-                prod_buf_consume(&j->line, j->line.n);
+            if (p->multi && j->line.len) {
+                printf("%s: %.*s\n", j->id, (int)j->line.len, j->line.p);
+                ee_buf_consume(&j->line, j->line.len);
             }
             prod_stream_free(&j->stream);
             j->shown = false;
@@ -171,12 +171,12 @@ static int plain_final(prod_print *p, prod_job *j, ee_err *err) {
         size_t len = 0;
         rc = ee_tokenizer_decode_lossy(p->cl->tok, j->plain, f->n_tokens, false, &text, &len,
                                        err);
-        if (rc == 0) rc = prod_buf_add(&out, text, len, err);
+        if (rc == 0) rc = ee_buf_append(&out, text, len, err);
         free(text);
     }
-    if (rc == 0 && out.n) rc = emit_text(p, j, out.p, out.n, err);
+    if (rc == 0 && out.len) rc = emit_text(p, j, out.p, out.len, err);
     if (rc == 0) end_text(p, j);
-    prod_buf_free(&out);
+    ee_buf_free(&out);
     return rc;
 }
 
@@ -238,9 +238,9 @@ int prod_print_result(prod_print *p, prod_job *j, ee_err *err) {
         /* partials were shown (e.g. a deadline passed mid-generation): end
          * their text before the error line */
         if (!p->multi) putchar('\n');
-        if (p->multi && j->line.n) {
-            printf("%s: %.*s\n", j->id, (int)j->line.n, j->line.p);
-            prod_buf_consume(&j->line, j->line.n);
+        if (p->multi && j->line.len) {
+            printf("%s: %.*s\n", j->id, (int)j->line.len, j->line.p);
+            ee_buf_consume(&j->line, j->line.len);
         }
         fflush(stdout);
     }

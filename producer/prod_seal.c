@@ -4,8 +4,9 @@
 #include "prod_exit.h"
 
 #include "cli_args.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_proto.h"
+#include "ee_buf.h"
 #include "ee_seal.h"
 
 #include <stdio.h>
@@ -40,30 +41,16 @@ int prod_cmd_keygen(int argc, char **argv) {
 static char *slurp(const char *path, size_t *n, ee_err *err) {
     FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!fp) return ee_err_set(err, "--in %s: cannot open", path), NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len, fp);
-        len += r;
-        if (r == 0) break;
-        if (len == cap) {
-            if (cap >= (64u << 20)) {
-                free(b);
-                b = NULL;
-                ee_err_set(err, "--in %s: larger than 64 MiB", path);
-                break;
-            }
-            char *nb = realloc(b, 2 * cap + 1);
-            if (!nb) free(b);
-            b = nb;
-            cap *= 2;
-        }
-    }
+    char what[64 + 8];
+    snprintf(what, sizeof what, "--in %.64s", path);
+    ee_buf b = {0};
+    int rc = ee_buf_read_file(&b, fp, 64u << 20, what, err);
     if (fp != stdin) fclose(fp);
-    if (!b) return err->msg[0] ? NULL : (ee_err_set(err, "out of memory"), NULL);
-    b[len] = 0;
-    *n = len;
-    return b;
+    if (rc) {
+        ee_buf_free(&b);
+        return NULL;
+    }
+    return ee_buf_detach(&b, n);
 }
 
 int prod_cmd_seal(int argc, char **argv) {

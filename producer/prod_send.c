@@ -2,7 +2,7 @@
 
 #include "prod_kafka.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_proto.h"
 
 #include <stdio.h>

@@ -18,46 +18,39 @@ size_t prod_utf8_complete_len(const unsigned char *b, size_t n) {
 }
 
 static int keep_ids(prod_stream *s, const int32_t *ids, size_t n, ee_err *err) {
-    if (s->n + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 64;
-        while (cap < s->n + n) cap *= 2;
-        int32_t *p = realloc(s->ids, cap * sizeof *p);
-        if (!p) return ee_err_set(err, "out of memory");
-        s->ids = p;
-        s->cap = cap;
-    }
+    if (ee_array_reserve(&s->ids, &s->cap, s->n + n, sizeof *s->ids, err)) return -1;
     if (n) memcpy(s->ids + s->n, ids, n * sizeof *ids);
     s->n += n;
     return 0;
 }
 
-static int add_piece(const ee_tokenizer *tok, int32_t id, prod_buf *b, ee_err *err) {
+static int add_piece(const ee_tokenizer *tok, int32_t id, ee_buf *b, ee_err *err) {
     char small[256];
     int len = ee_tokenizer_piece(tok, id, false, small, sizeof small);
     if (len < 0) return ee_err_set(err, "token id %d is out of range", id);
-    if ((size_t)len <= sizeof small) return prod_buf_add(b, small, (size_t)len, err);
+    if ((size_t)len <= sizeof small) return ee_buf_append(b, small, (size_t)len, err);
     char *big = malloc((size_t)len); /* a piece longer than any real token */
     if (!big) return ee_err_set(err, "out of memory");
     ee_tokenizer_piece(tok, id, false, big, (size_t)len);
-    int rc = prod_buf_add(b, big, (size_t)len, err);
+    int rc = ee_buf_append(b, big, (size_t)len, err);
     free(big);
     return rc;
 }
 
 int prod_stream_push(prod_stream *s, const ee_tokenizer *tok, const int32_t *ids, size_t n,
-                     prod_buf *out, ee_err *err) {
+                     ee_buf *out, ee_err *err) {
     for (size_t i = 0; i < n; i++)
         if (add_piece(tok, ids[i], &s->pend, err)) return -1;
     if (keep_ids(s, ids, n, err)) return -1;
-    size_t ok = prod_utf8_complete_len((const unsigned char *)s->pend.p, s->pend.n);
-    if (ok && prod_buf_add(out, s->pend.p, ok, err)) return -1;
-    prod_buf_consume(&s->pend, ok);
+    size_t ok = prod_utf8_complete_len((const unsigned char *)s->pend.p, s->pend.len);
+    if (ok && ee_buf_append(out, s->pend.p, ok, err)) return -1;
+    ee_buf_consume(&s->pend, ok);
     return 0;
 }
 
-int prod_stream_finish(prod_stream *s, prod_buf *out, ee_err *err) {
-    if (s->pend.n && prod_buf_add(out, s->pend.p, s->pend.n, err)) return -1;
-    prod_buf_consume(&s->pend, s->pend.n);
+int prod_stream_finish(prod_stream *s, ee_buf *out, ee_err *err) {
+    if (s->pend.len && ee_buf_append(out, s->pend.p, s->pend.len, err)) return -1;
+    ee_buf_consume(&s->pend, s->pend.len);
     return 0;
 }
 
@@ -67,6 +60,6 @@ bool prod_stream_is_prefix(const prod_stream *s, const int32_t *ids, size_t n) {
 
 void prod_stream_free(prod_stream *s) {
     free(s->ids);
-    prod_buf_free(&s->pend);
+    ee_buf_free(&s->pend);
     memset(s, 0, sizeof *s);
 }

@@ -9,7 +9,7 @@
 #ifndef PROD_STREAM_H
 #define PROD_STREAM_H
 
-#include "prod_buf.h"
+#include "ee_buf.h"
 
 #include "ee_error.h"
 #include "ee_tokenizer.h"
@@ -21,14 +21,14 @@
 typedef struct prod_stream {
     int32_t *ids; /* plaintext ids shown so far */
     size_t n, cap;
-    prod_buf pend; /* held-back bytes of an incomplete character */
+    ee_buf pend; /* held-back bytes of an incomplete character */
 } prod_stream;
 
 /* Append plaintext ids; the bytes that are now complete are appended to out. */
 int prod_stream_push(prod_stream *s, const ee_tokenizer *tok, const int32_t *ids, size_t n,
-                     prod_buf *out, ee_err *err);
+                     ee_buf *out, ee_err *err);
 /* End of the stream: held-back bytes go to out as they are. */
-int prod_stream_finish(prod_stream *s, prod_buf *out, ee_err *err);
+int prod_stream_finish(prod_stream *s, ee_buf *out, ee_err *err);
 /* Whether the ids shown so far are a prefix of ids[0..n). */
 bool prod_stream_is_prefix(const prod_stream *s, const int32_t *ids, size_t n);
 void prod_stream_free(prod_stream *s);

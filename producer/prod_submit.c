@@ -12,7 +12,7 @@
 #include "prod_session.h"
 #include "prod_tracker.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -39,13 +39,7 @@ prod_job *prod_tracker_add(prod_tracker *t, const char *id, ee_err *err) {
     if (prod_tracker_find(t, id)) return ee_err_set(err, "job id '%s' is used twice", id), NULL;
     /* keep the table at most half full so probes stay short */
     if ((t->n + 1) * 2 > t->n_slots && grow_slots(t, err)) return NULL;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        prod_job **p = realloc(t->jobs, cap * sizeof *p);
-        if (!p) return ee_err_set(err, "out of memory"), NULL;
-        t->jobs = p;
-        t->cap = cap;
-    }
+    if (ee_array_reserve(&t->jobs, &t->cap, t->n + 1, sizeof *t->jobs, err)) return NULL;
     prod_job *j = calloc(1, sizeof *j);
     if (!j || !(j->id = strdup(id))) {
         free(j);
@@ -78,7 +72,7 @@ void prod_tracker_free(prod_tracker *t) {
         prod_job *j = t->jobs[k];
         free(j->id);
         prod_stream_free(&j->stream);
-        prod_buf_free(&j->line);
+        ee_buf_free(&j->line);
         ee_proto_reply_free(&j->final);
         free(j->plain);
         free(j->problem);

@@ -9,7 +9,7 @@
 #ifndef PROD_TRACKER_H
 #define PROD_TRACKER_H
 
-#include "prod_buf.h"
+#include "ee_buf.h"
 #include "prod_stream.h"
 
 #include "ee_error.h"
@@ -43,7 +43,7 @@ typedef struct prod_job {
                               tokens (a first token); 0 = none seen */
     uint32_t next_seq;     /* next stream partial expected */
     prod_stream stream;    /* text shown from partials */
-    prod_buf line;         /* several streamed jobs: the unfinished output line */
+    ee_buf line;         /* several streamed jobs: the unfinished output line */
     bool shown;            /* something of this job was printed already */
     ee_proto_reply final;  /* the first final reply (owned) */
     int32_t *plain;        /* its output ids, decrypted (final.n_tokens) */

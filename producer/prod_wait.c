@@ -9,7 +9,7 @@
 #include "prod_replies.h"
 #include "prod_tracker.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdio.h>
 #include <string.h>

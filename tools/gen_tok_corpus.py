@@ -177,7 +177,7 @@ SPECIAL_LINES = [
     "Text with <|endoftext|> in the middle.",
     "<|im_start|><|im_end|><|im_start|>",
     "Partial markers: <|im_start and im_end|> and <|im_star|> and <| im_end |>",
-    "<repo_name>eeinfer<file_sep>core/ee_tokenizer.c<gh_stars>100",
+    "<repo_name>eeinfer<file_sep>core/text/ee_tokenizer.c<gh_stars>100",
     "<reponame> vs <repo_name> vs <repo_name vs repo_name>",
     "Nested <<|im_end|>> and <|<|im_start|>|>",
     "<|endoftext|><|endoftext|>  <|endoftext|>\n<|endoftext|>",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate core/ee_unicode_tables.c: the code point classes the tokenizer's
+"""Generate core/text/ee_unicode_tables.c: the code point classes the tokenizer's
 pre-tokenizer needs (letter \\p{L}, number \\p{N}, whitespace \\s), as one
 sorted table of runs, from Python's unicodedata.
 
@@ -15,7 +15,7 @@ Everything else (marks, punctuation, symbols, controls, unassigned) is
 "other".
 
 Usage:
-  python3 tools/gen_unicode_tables.py [--out core/ee_unicode_tables.c]
+  python3 tools/gen_unicode_tables.py [--out core/text/ee_unicode_tables.c]
   python3 tools/gen_unicode_tables.py --check-hf   # needs `tokenizers`:
       compares every code point's class with what the HF pre-tokenizers do
       and lists disagreements (Unicode version skew between Python and the
@@ -69,7 +69,7 @@ def write_c(path):
     rs = runs()
     lines = []
     lines.append("/* GENERATED FILE - do not edit.")
-    lines.append(" * Regenerate with: python3 tools/gen_unicode_tables.py --out core/ee_unicode_tables.c")
+    lines.append(" * Regenerate with: python3 tools/gen_unicode_tables.py --out core/text/ee_unicode_tables.c")
     lines.append(" *   (pip install unicodedata2==16.0.0 first to match tokenizers' Oniguruma;")
     lines.append(" *   check with: python3 tools/gen_unicode_tables.py --check-hf)")
     lines.append(" * Source: %s, Unicode %s." % (UCD_SOURCE, unicodedata.unidata_version))
@@ -133,7 +133,7 @@ def check_hf():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="core/ee_unicode_tables.c")
+    ap.add_argument("--out", default="core/text/ee_unicode_tables.c")
     ap.add_argument("--check-hf", action="store_true")
     a = ap.parse_args()
     if a.check_hf:

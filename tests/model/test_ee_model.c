@@ -6,9 +6,11 @@
 #include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 #include "ee_scheme.h"
 #include "ee_testmodel.h"
+#include "ee_chat.h"
 #include "ee_tokenizer.h"
 
 #include <check.h>
@@ -106,7 +108,7 @@ static void side_close(side *s) {
  * the plaintext logits within 1e-3 and give the same argmax. */
 START_TEST(encrypted_generation_equals_plaintext) {
     ee_err err = {{0}};
-    ee_platform_set_threads(2);
+    ee_compute_set_threads(2);
     side P, E;
     side_open(&P, plain_path());
     side_open(&E, g_enc);

@@ -4,7 +4,8 @@
 #include "ee_generate.h"
 #include "ee_gguf.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -34,7 +35,7 @@ static void rm_open_mode(real_model *r, bool stored_weights) {
     ck_assert_msg(r->m != NULL, "%s", err.msg);
     r->ctx = ee_llama_ctx_new(r->m, &err);
     ck_assert_ptr_nonnull(r->ctx);
-    ee_platform_set_threads(2);
+    ee_compute_set_threads(2);
 }
 
 static void rm_close(real_model *r) {

@@ -3,6 +3,7 @@
  * `make test-model` into $EE_REF before this runs. */
 #include "ee_gguf.h"
 #include "ee_testmodel.h"
+#include "ee_chat.h"
 #include "ee_tokenizer.h"
 
 #include <check.h>

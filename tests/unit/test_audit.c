@@ -8,6 +8,7 @@
 #include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_lap.h"
+#include "ee_encrypt.h"
 #include "ee_scheme.h"
 #include "ee_testmodel.h"
 

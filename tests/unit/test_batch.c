@@ -6,7 +6,7 @@
 #include "ee_generate.h"
 #include "ee_gguf.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_testmodel.h"
 
 #include <check.h>

@@ -6,6 +6,7 @@
 #include "ee_key.h"
 #include "ee_llama.h"
 #include "ee_quant.h"
+#include "ee_encrypt.h"
 #include "ee_scheme.h"
 #include "ee_testmodel.h"
 
@@ -187,6 +188,73 @@ START_TEST(same_key_same_bytes_other_key_other_bytes) {
     ee_vocab_cipher_free(&v2);
     unlink(plain); unlink(a); unlink(b); unlink(o);
     free(plain); free(a); free(b); free(o);
+}
+END_TEST
+
+/* Encrypted files are a pure function of (plain model, key, options).
+ * These digests were taken when core/ was split into layers (issue 12),
+ * after checking that the split left SmolLM2's encrypted f32, q8_0 and
+ * q4_1 files byte-identical; no refactor may change them. A deliberate
+ * scheme change bumps the scheme id (ee-llama-v3) and these digests. */
+static void hex_of(const unsigned char h[32], char out[65]) {
+    for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+START_TEST(encrypted_bytes_are_pinned) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    ee_key k;
+    key_n(&k, 7);
+    char *plain = write_plain(&c);
+    static const struct {
+        ee_dtype type;
+        const char *sha256;
+    } want[] = {
+        {EE_DT_F32,
+         "2e10515aaab9fe67c11d1ce4381aab7d176a5d4c3c9a0ef6247fc94512471139"},
+        {EE_DT_Q8_0,
+         "3440ef001d42a0da7627332119ed7667b20d8b5a689a6d41028b8962f54831d0"},
+        {EE_DT_Q4_1,
+         "497c6673b4df061462552b8ee49626c1f78a34ec3355cac1441efc7b97aa2881"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char *enc = encrypt_file(plain, &k, want[i].type);
+        unsigned char h[32];
+        char hex[65];
+        file_sha(enc, h);
+        hex_of(h, hex);
+        ck_assert_msg(strcmp(hex, want[i].sha256) == 0, "%s file changed: sha256 %s, pinned %s",
+                      ee_dtype_get(want[i].type)->name, hex, want[i].sha256);
+        unlink(enc);
+        free(enc);
+    }
+    unlink(plain);
+    free(plain);
+}
+END_TEST
+
+START_TEST(architectures_without_a_scheme_are_named) {
+    ee_testmodel_cfg c = ee_testmodel_default();
+    ee_key k;
+    key_n(&k, 3);
+    char *plain = write_plain(&c);
+    char *other = ee_test_gguf_rewrite(plain, "gpt-neox", NULL);
+    ee_err err = {{0}};
+    ee_gguf *g = ee_gguf_open(other, &err);
+    ck_assert_msg(g != NULL, "%s", err.msg);
+    char *out = ee_test_tmpfile(".gguf");
+    unlink(out);
+    ee_encrypt_opts o = {.out_type = EE_DT_F32};
+    ck_assert_int_eq(ee_encrypt_model(g, &k, &o, out, NULL, &err), -1);
+    ck_assert_msg(strstr(err.msg, "gpt-neox") && strstr(err.msg, "llama"), "%s", err.msg);
+    ck_assert_int_ne(access(out, F_OK), 0);
+    /* A scheme of another architecture is refused by name. */
+    ee_gguf_close(g);
+    g = ee_gguf_open(plain, &err);
+    ck_assert_ptr_nonnull(ee_scheme_for_arch("llama"));
+    ck_assert_ptr_null(ee_scheme_for_arch("gpt-neox"));
+    ee_gguf_close(g);
+    unlink(plain); unlink(other);
+    free(plain); free(other); free(out);
 }
 END_TEST
 
@@ -537,6 +605,8 @@ Suite *suite_ee_scheme(void) {
     tcase_add_test(tc, f16_output_stays_close);
     tcase_add_test(tc, quantized_outputs_close_and_typed);
     tcase_add_test(tc, vocab_cipher_round_trip_and_range);
+    tcase_add_test(tc, encrypted_bytes_are_pinned);
+    tcase_add_test(tc, architectures_without_a_scheme_are_named);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,6 +5,7 @@
 #include "ee_gguf.h"
 #include "ee_testmodel.h"
 #include "ee_tok_pretok.h"
+#include "ee_chat.h"
 #include "ee_tokenizer.h"
 #include "ee_unicode.h"
 

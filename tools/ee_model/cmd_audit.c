@@ -1,12 +1,13 @@
 /* ee-model audit: the model owner runs the strongest weight-alignment attack
  * we have against its own encrypted model, before deploying it
- * (core/ee_audit.h, docs/SECURITY.md). Exit 0 whatever the attack finds;
+ * (core/ee/ee_audit.h, docs/SECURITY.md). Exit 0 whatever the attack finds;
  * 1 for bad input. */
 #include "cli_args.h"
 #include "cmd_common.h"
 #include "cmds.h"
 #include "ee_audit.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -67,7 +68,7 @@ int cmd_audit(int argc, char **argv) {
         (f[SEED].present && cli_u64("--seed", f[SEED].value, &o.seed, &err)) ||
         (f[THREADS].present && cli_int("--threads", f[THREADS].value, 1, 256, &threads, &err)))
         return cmd_fail("audit", err.msg);
-    ee_platform_set_threads((int)threads);
+    ee_compute_set_threads((int)threads);
 
     cmd_model enc = {0}, pub = {0}, plain = {0};
     if (cmd_model_open(&enc, f[MODEL].value, false, &err)) {

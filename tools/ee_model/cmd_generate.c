@@ -11,10 +11,12 @@
 #include "cli_args.h"
 #include "cmd_common.h"
 #include "cmds.h"
+#include "ee_chat.h"
 #include "ee_generate.h"
 #include "ee_llama.h"
 #include "ee_kernels.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -107,7 +109,7 @@ int cmd_generate(int argc, char **argv) {
         (f[SEED].present && cli_u64("--seed", f[SEED].value, &seed, &err)) ||
         (f[THREADS].present && cli_int("--threads", f[THREADS].value, 1, 256, &threads, &err)))
         return cmd_fail("generate", err.msg);
-    ee_platform_set_threads((int)threads);
+    ee_compute_set_threads((int)threads);
 
     int rc = 1;
     const bool client = f[KEY].present;
@@ -247,7 +249,7 @@ int cmd_generate(int argc, char **argv) {
         json_object_set_new(tm, "n_decode", json_integer(res.n_decode));
         json_object_set_new(o, "timings", tm);
         json_object_set_new(o, "threads", json_integer(threads));
-        json_object_set_new(o, "blas_core", json_string(ee_platform_blas_core()));
+        json_object_set_new(o, "blas_core", json_string(ee_compute_blas_core()));
         json_object_set_new(o, "isa", json_string(ee_kernels_isa()));
         json_object_set_new(o, "weights", json_string(f[F32W].present ? "f32" : "stored"));
         char *s = json_dumps(o, JSON_COMPACT);
@@ -263,7 +265,7 @@ int cmd_generate(int argc, char **argv) {
                 "[%zu prompt tokens, %d generated, finish=%s; prefill %.1f ms (%.1f tok/s), "
                 "decode %.1f ms (%.1f tok/s), %ld threads, kernels %s, BLAS %s]\n",
                 n_prompt, res.n_tokens, ee_finish_name(res.finish), res.prefill_ms, pf_tps,
-                res.decode_ms, dc_tps, threads, ee_kernels_isa(), ee_platform_blas_core());
+                res.decode_ms, dc_tps, threads, ee_kernels_isa(), ee_compute_blas_core());
     }
     rc = 0;
 done:

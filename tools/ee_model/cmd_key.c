@@ -4,7 +4,9 @@
 #include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
+#include "ee_encrypt.h"
 #include "ee_scheme.h"
 
 #include <stdio.h>
@@ -95,7 +97,7 @@ int cmd_encrypt(int argc, char **argv) {
     long threads = 2;
     if (f[THREADS].present && cli_int("--threads", f[THREADS].value, 1, 256, &threads, &err))
         return cmd_fail("encrypt", err.msg);
-    ee_platform_set_threads((int)threads);
+    ee_compute_set_threads((int)threads);
     ee_key k;
     if (ee_key_load(&k, f[KEY].value, &err)) return cmd_fail("encrypt", err.msg);
     ee_gguf *g = ee_gguf_open(f[MODEL].value, &err);

@@ -14,8 +14,10 @@
 #include "cli_args.h"
 #include "cmd_common.h"
 #include "cmds.h"
+#include "ee_buf.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 #include "ee_quality.h"
 
 #include <jansson.h>
@@ -81,28 +83,16 @@ static char *read_text(const char *path, size_t *len, ee_err *err) {
         ee_err_set(err, "--text-file %s: cannot open", path);
         return NULL;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *p = realloc(buf, cap *= 2);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf = p;
-        }
-    }
-    int bad = ferror(f);
+    char what[64 + 16];
+    snprintf(what, sizeof what, "--text-file %.64s", path);
+    ee_buf b = {0};
+    int rc = ee_buf_read_file(&b, f, 0, what, err);
     fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        ee_err_set(err, "--text-file %s: %s", path, bad ? "read error" : "out of memory");
+    if (rc) {
+        ee_buf_free(&b);
         return NULL;
     }
-    *len = n;
-    return buf;
+    return ee_buf_detach(&b, len);
 }
 
 static int write_tokens(const char *path, const int32_t *ids, int n_chunks, int n_ctx,
@@ -153,7 +143,7 @@ int cmd_perplexity(int argc, char **argv) {
         (f[CHUNKS].present && cli_int("--chunks", f[CHUNKS].value, 1, 1 << 20, &max_chunks, &err)) ||
         (f[THREADS].present && cli_int("--threads", f[THREADS].value, 1, 256, &threads, &err)))
         return cmd_fail("perplexity", err.msg);
-    ee_platform_set_threads((int)threads);
+    ee_compute_set_threads((int)threads);
 
     int rc = 1;
     cmd_model cm = {0}, rm = {0}, pm = {0};

@@ -2,6 +2,7 @@
 #include "cli_args.h"
 #include "cmd_common.h"
 #include "cmds.h"
+#include "ee_chat.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,8 @@
  * and convert GGUF models. */
 #include "cmds.h"
 #include "ee_kernels.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
+#include "ee_compute.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    ee_platform_init(argc, argv);
+    ee_compute_init(argc, argv);
     /* A bad EE_ISA stops every command: a benchmark or test that asked for
      * a kernel set must not silently measure another. */
     ee_err kerr = {{0}};

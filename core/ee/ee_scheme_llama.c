@@ -1,15 +1,14 @@
-/* Equivariant Encryption of a Llama GGUF. Sections:
+/* Equivariant Encryption of a Llama GGUF (the ee-llama-v1/v2 schemes).
+ * Sections:
  *   1. secrets: every transform derived from the key (deterministic)
  *   2. tensors in double: load, per-row/column transforms, emit
  *   3. the model walk: embedding, layers, LM head, metadata
- *   4. what readers of an encrypted file need (key check, stop ids)
- *   5. the client's token-id cipher
  * Proofs of exactness: docs/EE.md. */
-#include "ee_scheme.h"
+#include "ee_encrypt.h"
 
+#include "ee_clock.h"
 #include "ee_dmat.h"
 #include "ee_llama.h"
-#include "ee_platform.h"
 #include "ee_quant.h"
 #include "ee_tokenizer.h"
 
@@ -21,62 +20,6 @@
 
 #define QK_SCALE_RANGE 2.0  /* q/k pair scales log-uniform in [1/2, 2] */
 #define FFN_SCALE_RANGE 2.0 /* up-projection scales log-uniform in [1/2, 2] */
-
-/* ---- 0. scheme versions and model binding ---------------------------------- */
-
-static const ee_scheme_info SCHEMES[] = {
-    {EE_SCHEME_LEGACY_V1, false, true},
-    {EE_SCHEME_ID, true, false},
-};
-
-const ee_scheme_info *ee_scheme_find(const char *id) {
-    for (size_t i = 0; id && i < sizeof SCHEMES / sizeof SCHEMES[0]; i++)
-        if (strcmp(SCHEMES[i].id, id) == 0) return &SCHEMES[i];
-    return NULL;
-}
-
-const ee_scheme_info *ee_scheme_parse(const char *flag, const char *id, ee_err *err) {
-    const ee_scheme_info *si = ee_scheme_find(id);
-    if (!si)
-        ee_err_set(err, "%s: '%.64s' is not %s or the legacy %s", flag, id ? id : "", EE_SCHEME_ID,
-                   EE_SCHEME_LEGACY_V1);
-    return si;
-}
-
-int ee_model_fingerprint(const ee_gguf *plain, uint8_t fp[EE_MODEL_FP_BYTES], ee_err *err) {
-    if (ee_sodium_init(err)) return -1;
-    if (ee_model_is_encrypted(plain))
-        return ee_err_set(err, "the model is encrypted; keys are bound to the plaintext model");
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, EE_MODEL_FP_BYTES);
-    static const char domain[] = "eeinfer.model-fingerprint.v1";
-    crypto_generichash_update(&st, (const uint8_t *)domain, sizeof domain);
-    for (uint64_t i = 0; i < ee_gguf_n_tensors(plain); i++) {
-        const ee_gguf_tensor *t = ee_gguf_tensor_at(plain, i);
-        uint64_t hdr[2 + EE_GGUF_MAX_DIMS] = {t->n_dims, (uint64_t)t->type};
-        for (int k = 0; k < EE_GGUF_MAX_DIMS; k++) hdr[2 + k] = t->ne[k];
-        crypto_generichash_update(&st, (const uint8_t *)t->name, strlen(t->name) + 1);
-        crypto_generichash_update(&st, (const uint8_t *)hdr, sizeof hdr);
-        crypto_generichash_update(&st, t->data, t->nbytes);
-    }
-    crypto_generichash_final(&st, fp, EE_MODEL_FP_BYTES);
-    return 0;
-}
-
-int ee_scheme_key(const ee_key *master, const ee_gguf *plain, const char *scheme, ee_key *out,
-                  ee_err *err) {
-    const ee_scheme_info *si = ee_scheme_find(scheme ? scheme : EE_SCHEME_ID);
-    if (!si) return ee_err_set(err, "unknown encryption scheme '%s'", scheme);
-    if (!si->model_bound) {
-        *out = *master;
-        return 0;
-    }
-    uint8_t fp[EE_MODEL_FP_BYTES];
-    if (ee_model_fingerprint(plain, fp, err)) return -1;
-    ee_key_bind(master, fp, out);
-    sodium_memzero(fp, sizeof fp);
-    return 0;
-}
 
 /* ---- 1. secrets ------------------------------------------------------------ */
 
@@ -553,21 +496,15 @@ static int write_metadata(walk *k, const ee_key *key, const char *scheme, const 
     return 0;
 }
 
-int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_opts *opts,
-                     const char *out_path, ee_encrypt_stats *stats, ee_err *err) {
+int ee_encrypt_llama(const ee_gguf *plain, const ee_key *key, const char *scheme,
+                     const ee_encrypt_opts *opts, const char *out_path, ee_encrypt_stats *stats,
+                     ee_err *err) {
     ee_encrypt_stats st = {0};
     ee_dtype type = opts ? opts->out_type : EE_DT_F32;
-    const char *scheme = opts && opts->scheme ? opts->scheme : EE_SCHEME_ID;
-    if (!ee_scheme_find(scheme))
-        return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, legacy %s)", scheme,
-                          EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
     if (ee_llama_file_type_id(type) < 0)
         return ee_err_set(err, "encrypted models are written as f32, f16, bf16, q8_0, q4_0 or "
                                "q4_1 (asked for %s)",
                           ee_dtype_get(type) ? ee_dtype_get(type)->name : "?");
-    if (ee_model_is_encrypted(plain))
-        return ee_err_set(err, "the model is already encrypted (ee.scheme is set); encrypt the "
-                               "plaintext model instead");
     ee_llama_hparams hp;
     if (ee_llama_read_hparams(plain, &hp, err)) return -1;
     if (hp.head_dim % 2 != 0) return ee_err_set(err, "head dimension %d is odd", hp.head_dim);
@@ -629,96 +566,3 @@ done:
     return rc;
 }
 
-/* ---- 4. reading an encrypted file --------------------------------------------------- */
-
-bool ee_model_is_encrypted(const ee_gguf *g) { return ee_gguf_find_kv(g, "ee.scheme") != NULL; }
-
-const char *ee_model_scheme(const ee_gguf *g) { return ee_gguf_get_str(g, "ee.scheme", NULL); }
-
-int ee_model_check_key(const ee_gguf *enc, const ee_key *key, ee_err *err) {
-    const char *scheme = ee_model_scheme(enc);
-    if (!scheme) return ee_err_set(err, "the model is not encrypted (no ee.scheme)");
-    const ee_scheme_info *si = ee_scheme_find(scheme);
-    if (!si)
-        return ee_err_set(err, "unsupported encryption scheme '%.64s' (this build knows '%s' and "
-                               "legacy '%s')", scheme, EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
-    const char *id = ee_gguf_get_str(enc, "ee.key_id", NULL);
-    if (!id) return ee_err_set(err, "the model has no ee.key_id");
-    if (strlen(id) != strlen(key->id) || !ee_key_id_equal(id, key->id))
-        return ee_err_set(err, "key mismatch: the model was encrypted with key id %.64s, this key "
-                               "has id %s%s", id, key->id,
-                          si->model_bound ? " for this plain model (a different key, or not the "
-                                            "plain model the file was encrypted from)" : "");
-    return 0;
-}
-
-int ee_model_stop_ids(const ee_gguf *enc, int32_t *out, int cap, ee_err *err) {
-    const ee_gguf_kv *kv = ee_gguf_get_arr(enc, "ee.stop_ids", EE_GGUF_I32, err);
-    if (!kv) return -1;
-    const int32_t *v = kv->arr;
-    for (uint64_t i = 0; i < kv->n && (int)i < cap; i++) out[i] = v[i];
-    return (int)kv->n;
-}
-
-/* ---- 5. client token-id cipher ----------------------------------------------------------- */
-
-int ee_vocab_cipher_load(ee_vocab_cipher *c, const char *key_path, const ee_gguf *plain,
-                         const char *scheme, uint32_t n_vocab, char key_id[EE_KEY_ID_HEX],
-                         ee_err *err) {
-    ee_key k, sk;
-    memset(c, 0, sizeof *c);
-    if (ee_key_load(&k, key_path, err)) return -1;
-    int rc = ee_scheme_key(&k, plain, scheme, &sk, err);
-    ee_key_wipe(&k);
-    if (rc) return -1;
-    rc = ee_vocab_cipher_init(c, &sk, n_vocab, err);
-    if (key_id) memcpy(key_id, sk.id, EE_KEY_ID_HEX);
-    ee_key_wipe(&sk);
-    return rc;
-}
-
-int ee_vocab_cipher_init(ee_vocab_cipher *c, const ee_key *key, uint32_t n_vocab, ee_err *err) {
-    memset(c, 0, sizeof *c);
-    if (n_vocab == 0) return ee_err_set(err, "empty vocabulary");
-    c->fwd = malloc(sizeof(uint32_t) * n_vocab);
-    c->inv = malloc(sizeof(uint32_t) * n_vocab);
-    if (!c->fwd || !c->inv) {
-        ee_vocab_cipher_free(c);
-        return ee_err_set(err, "out of memory");
-    }
-    c->n = n_vocab;
-    ee_stream st;
-    ee_stream_init(&st, key, EE_P_VOCAB_PERM, 0);
-    ee_random_permutation(&st, c->fwd, n_vocab);
-    ee_stream_wipe(&st);
-    ee_permutation_invert(c->fwd, c->inv, n_vocab);
-    return 0;
-}
-
-void ee_vocab_cipher_free(ee_vocab_cipher *c) {
-    if (c->fwd) sodium_memzero(c->fwd, sizeof(uint32_t) * c->n);
-    if (c->inv) sodium_memzero(c->inv, sizeof(uint32_t) * c->n);
-    free(c->fwd);
-    free(c->inv);
-    memset(c, 0, sizeof *c);
-}
-
-static int map_ids(const uint32_t *table, uint32_t n, const int32_t *in, int32_t *out, size_t cnt,
-                   const char *what, ee_err *err) {
-    for (size_t i = 0; i < cnt; i++)
-        if (in[i] < 0 || (uint32_t)in[i] >= n)
-            return ee_err_set(err, "%s token id %d at index %zu is out of range [0, %u)", what,
-                              in[i], i, n);
-    for (size_t i = 0; i < cnt; i++) out[i] = (int32_t)table[in[i]];
-    return 0;
-}
-
-int ee_vocab_encrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,
-                     ee_err *err) {
-    return map_ids(c->fwd, c->n, in, out, n, "plaintext", err);
-}
-
-int ee_vocab_decrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,
-                     ee_err *err) {
-    return map_ids(c->inv, c->n, in, out, n, "encrypted", err);
-}

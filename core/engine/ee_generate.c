@@ -1,6 +1,6 @@
 #include "ee_generate.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 
 #include <stdlib.h>
 #include <string.h>

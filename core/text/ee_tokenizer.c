@@ -9,7 +9,9 @@
  * its byte-level token, and merges are looked up by (left id, right id) in
  * a hash table built at open. The tokenizer is immutable after open (no
  * word cache), so one instance can serve many threads. */
-#include "ee_tok_internal.h"
+#include "ee_tokenizer.h"
+
+#include "ee_chat_tmpl.h"
 
 #include "ee_tok_pretok.h"
 #include "ee_unicode.h"
@@ -17,6 +19,44 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct ee_tok_merge {
+    int32_t a, b;     /* pair of ids; a == -1 marks an empty slot */
+    int32_t rank;     /* index in the merges list */
+    int32_t result;   /* id of the merged token */
+} ee_tok_merge;
+
+struct ee_tokenizer {
+    int32_t n_vocab;
+    /* Token strings (as stored) in one arena, NUL after each. */
+    char *str_arena;
+    uint32_t *str_off, *str_len;
+    /* Decoded bytes of each token (the ByteLevel decoder's output). */
+    char *piece_arena;
+    uint32_t *piece_off, *piece_len;
+    uint8_t *type;
+
+    /* string -> id, open addressing, -1 empty. */
+    int32_t *vocab_slots;
+    uint32_t vocab_mask;
+    /* (a, b) -> merge, open addressing. */
+    ee_tok_merge *merge_slots;
+    uint32_t merge_mask;
+    /* Token of each byte's byte-level character, -1 if absent. */
+    int32_t byte_tok[256];
+
+    /* Control and user-defined tokens, longest first, for parse_special. */
+    int32_t *special;
+    int n_special;
+    uint8_t special_first[256];  /* 1 if some special token starts with it */
+
+    int32_t bos, eos;
+    bool add_bos;
+    int32_t eog[16];
+    int n_eog;
+
+    ee_chat_tmpl chat;          /* tokenizer.chat_template, recognised */
+};
 
 /* ---- GPT-2 bytes_to_unicode ------------------------------------------- */
 
@@ -125,8 +165,7 @@ void ee_tokenizer_close(ee_tokenizer *t) {
     free(t->vocab_slots);
     free(t->merge_slots);
     free(t->special);
-    free(t->chat_template);
-    free(t->chat_default_system);
+    ee_chat_tmpl_free(&t->chat);
     free(t);
 }
 
@@ -210,7 +249,6 @@ ee_tokenizer *ee_tokenizer_open_arrays(const ee_tokenizer_arrays *a, ee_err *err
     t->bos = a->bos_id;
     t->eos = a->eos_id;
     t->add_bos = a->add_bos;
-    t->im_start = t->im_end = -1;
 
     /* Token strings. */
     uint64_t total = 0;
@@ -284,40 +322,33 @@ ee_tokenizer *ee_tokenizer_open_arrays(const ee_tokenizer_arrays *a, ee_err *err
     if (!t->merge_slots) goto oom;
     for (size_t i = 0; i <= t->merge_mask; i++) t->merge_slots[i].a = -1;
     {
-        char *buf = NULL;
-        size_t cap = 0;
+        ee_buf buf = {0};
         for (int32_t r = 0; r < a->n_merges; r++) {
             const char *m = a->merges[r];
             const char *sp = m ? strchr(m, ' ') : NULL;
             if (!sp || sp == m || sp[1] == '\0') {
-                free(buf);
+                ee_buf_free(&buf);
                 ee_err_set(err, "tokenizer: merge %d '%s' is not of the form 'A B'", r, m ? m : "(null)");
                 goto fail;
             }
             size_t la = (size_t)(sp - m), lb = strlen(sp + 1);
-            if (la + lb > cap) {
-                cap = 2 * (la + lb);
-                char *nb = realloc(buf, cap);
-                if (!nb) {
-                    free(buf);
-                    goto oom;
-                }
-                buf = nb;
+            ee_buf_clear(&buf);
+            if (ee_buf_append(&buf, m, la, NULL) || ee_buf_append(&buf, sp + 1, lb, NULL)) {
+                ee_buf_free(&buf);
+                goto oom;
             }
             int32_t ia = ee_tokenizer_token_id(t, m, la);
             int32_t ib = ee_tokenizer_token_id(t, sp + 1, lb);
-            memcpy(buf, m, la);
-            memcpy(buf + la, sp + 1, lb);
-            int32_t iab = ee_tokenizer_token_id(t, buf, la + lb);
+            int32_t iab = ee_tokenizer_token_id(t, buf.p, buf.len);
             if (ia < 0 || ib < 0 || iab < 0) {
-                free(buf);
+                ee_buf_free(&buf);
                 ee_err_set(err, "tokenizer: merge %d '%s': %s not in the vocabulary", r, m,
                            ia < 0 ? "left part" : ib < 0 ? "right part" : "merged token");
                 goto fail;
             }
             merge_insert(t, ia, ib, r, iab);
         }
-        free(buf);
+        ee_buf_free(&buf);
     }
 
     /* Special tokens for parse_special, longest first. */
@@ -353,7 +384,7 @@ ee_tokenizer *ee_tokenizer_open_arrays(const ee_tokenizer_arrays *a, ee_err *err
         add_eog(t, ee_tokenizer_token_id(t, eog_names[i], strlen(eog_names[i])));
     qsort(t->eog, (size_t)t->n_eog, sizeof t->eog[0], cmp_i32);
 
-    if (ee_chat_init(t, a->chat_template, err)) goto fail;
+    if (ee_chat_tmpl_parse(&t->chat, a->chat_template, err)) goto fail;
     return t;
 
 oom:
@@ -498,17 +529,7 @@ const char *ee_tokenizer_token_str(const ee_tokenizer *t, int32_t id) {
 
 /* ---- encode ------------------------------------------------------------ */
 
-int ee_tok_ids_push(ee_tok_ids *b, int32_t id, ee_err *err) {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 64;
-        int32_t *v = realloc(b->v, sizeof *v * cap);
-        if (!v) return ee_err_set(err, "tokenizer: out of memory");
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = id;
-    return 0;
-}
+const ee_chat_tmpl *ee_tokenizer_chat_tmpl(const ee_tokenizer *t) { return &t->chat; }
 
 typedef struct {
     int32_t id;          /* -1 once merged into its left neighbour */
@@ -521,7 +542,7 @@ typedef struct {
 
 typedef struct {
     const ee_tokenizer *t;
-    ee_tok_ids *out;
+    ee_ids *out;
     ee_err *err;
     bpe_sym *sym;
     bpe_cand *heap;
@@ -572,7 +593,7 @@ static int bpe_word(const char *w, size_t len, void *vctx) {
     const ee_tokenizer *t = c->t;
     const unsigned char *s = (const unsigned char *)w;
     if (len > INT32_MAX) return ee_err_set(c->err, "tokenizer: word of %zu bytes too long", len);
-    if (len == 1) return t->byte_tok[s[0]] < 0 ? 0 : ee_tok_ids_push(c->out, t->byte_tok[s[0]], c->err);
+    if (len == 1) return t->byte_tok[s[0]] < 0 ? 0 : ee_ids_push(c->out, t->byte_tok[s[0]], c->err);
 
     if (len > c->cap) {
         size_t cap = len < 64 ? 64 : len;
@@ -620,11 +641,11 @@ static int bpe_word(const char *w, size_t len, void *vctx) {
         push_pair(t, sym, h, &nh, p);
     }
     for (int32_t i = 0; i >= 0; i = sym[i].next)
-        if (ee_tok_ids_push(c->out, sym[i].id, c->err)) return -1;
+        if (ee_ids_push(c->out, sym[i].id, c->err)) return -1;
     return 0;
 }
 
-int ee_tok_encode_plain(const ee_tokenizer *t, const char *text, size_t len, ee_tok_ids *out, ee_err *err) {
+int ee_tokenizer_encode_append(const ee_tokenizer *t, const char *text, size_t len, ee_ids *out, ee_err *err) {
     if (len == 0) return 0;
     bpe_ctx c = {.t = t, .out = out, .err = err};
     int rc = ee_tok_pretokenize(text, len, bpe_word, &c);
@@ -651,8 +672,8 @@ int ee_tokenizer_encode(const ee_tokenizer *t, const char *text, size_t len, boo
         return ee_err_set(err, "tokenizer_encode: invalid arguments");
     *ids = NULL;
     *n_ids = 0;
-    ee_tok_ids b = {0};
-    if (add_bos && t->add_bos && t->bos >= 0 && ee_tok_ids_push(&b, t->bos, err)) goto fail;
+    ee_ids b = {0};
+    if (add_bos && t->add_bos && t->bos >= 0 && ee_ids_push(&b, t->bos, err)) goto fail;
     if (parse_special && t->n_special) {
         size_t frag = 0;
         for (size_t i = 0; i < len;) {
@@ -661,13 +682,13 @@ int ee_tokenizer_encode(const ee_tokenizer *t, const char *text, size_t len, boo
                 i++;
                 continue;
             }
-            if (ee_tok_encode_plain(t, text + frag, i - frag, &b, err) || ee_tok_ids_push(&b, id, err))
+            if (ee_tokenizer_encode_append(t, text + frag, i - frag, &b, err) || ee_ids_push(&b, id, err))
                 goto fail;
             i += t->str_len[id];
             frag = i;
         }
-        if (ee_tok_encode_plain(t, text + frag, len - frag, &b, err)) goto fail;
-    } else if (ee_tok_encode_plain(t, text, len, &b, err)) {
+        if (ee_tokenizer_encode_append(t, text + frag, len - frag, &b, err)) goto fail;
+    } else if (ee_tokenizer_encode_append(t, text, len, &b, err)) {
         goto fail;
     }
     if (!b.v && !(b.v = malloc(sizeof *b.v))) {  /* always hand back a buffer */

@@ -17,7 +17,7 @@
 #include "ee_linalg.h"
 #include "ee_llama.h"
 #include "ee_mat.h"
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_scheme.h"
 
 #include <cblas.h>

@@ -1,6 +1,8 @@
 /* ee_metrics: Prometheus registry and exposition endpoint (see ee_metrics.h). */
 #include "ee_metrics.h"
 
+#include "ee_buf.h"
+
 #include <arpa/inet.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -85,29 +87,15 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* Growable output buffer; `oom` sticks once an allocation fails. */
+/* ee_buf with a sticky out-of-memory flag: a page is rendered with many
+ * puts and checked once at the end. */
 typedef struct {
-    char *p;
-    size_t len, cap;
+    ee_buf eb;
     bool oom;
 } sbuf;
 
 static void sb_putn(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
+    if (!b->oom && ee_buf_append(&b->eb, s, n, NULL)) b->oom = true;
 }
 static void sb_puts(sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
 
@@ -280,16 +268,10 @@ static int register_family(ee_metrics *m, const char *name, const char *help, ee
             return ee_err_set(err, "metrics: histogram '%s' clashes with metric '%s'", name, clash);
         return ee_err_set(err, "metrics: metric '%s' clashes with histogram series of '%s'", name, clash);
     }
-    if (m->nfams == m->capfams) {
-        size_t cap = m->capfams ? m->capfams * 2 : 16;
-        ee_metric_family **nf = realloc(m->fams, cap * sizeof *nf);
-        if (!nf) {
-            pthread_mutex_unlock(&m->mu);
-            family_free(f);
-            return ee_err_set(err, "metrics: out of memory");
-        }
-        m->fams = nf;
-        m->capfams = cap;
+    if (ee_array_reserve(&m->fams, &m->capfams, m->nfams + 1, sizeof *m->fams, NULL)) {
+        pthread_mutex_unlock(&m->mu);
+        family_free(f);
+        return ee_err_set(err, "metrics: out of memory");
     }
     memmove(m->fams + pos + 1, m->fams + pos, (m->nfams - pos) * sizeof *m->fams);
     m->fams[pos] = f;
@@ -360,11 +342,11 @@ static char *label_key(const ee_metric_family *f, const ee_label *labels, size_t
         sb_putn(&b, "\"", 1);
     }
     if (b.oom) {
-        free(b.p);
+        free(b.eb.p);
         ee_err_set(err, "metrics: out of memory");
         return NULL;
     }
-    return b.p;
+    return b.eb.p;
 }
 
 static size_t series_pos(const ee_metric_family *f, const char *key, bool *found) {
@@ -420,13 +402,8 @@ static ee_metric_series *series_locked(ee_metrics *m, const char *name, const ee
             goto oom;
         }
     }
-    if (f->nseries == f->capseries) {
-        size_t cap = f->capseries ? f->capseries * 2 : 8;
-        ee_metric_series **ns = realloc(f->series, cap * sizeof *ns);
-        if (!ns) goto oom;
-        f->series = ns;
-        f->capseries = cap;
-    }
+    if (ee_array_reserve(&f->series, &f->capseries, f->nseries + 1, sizeof *f->series, NULL))
+        goto oom;
     memmove(f->series + pos + 1, f->series + pos, (f->nseries - pos) * sizeof *f->series);
     f->series[pos] = s;
     f->nseries++;
@@ -628,10 +605,10 @@ char *ee_metrics_render(ee_metrics *m) {
     }
     pthread_mutex_unlock(&m->mu);
     if (b.oom) {
-        free(b.p);
+        free(b.eb.p);
         return NULL;
     }
-    return b.p;
+    return b.eb.p;
 }
 
 /* ---- HTTP endpoint -------------------------------------------------------- */

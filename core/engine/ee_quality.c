@@ -1,5 +1,7 @@
 #include "ee_quality.h"
 
+#include "ee_buf.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +44,7 @@ int ee_quality_add(ee_quality *q, const float *ref, const float *test, const uin
         return ee_err_set(err, "the reference logits are not finite");
     if (log_norm(test, map, n_vocab, &mt, &lt, &at))
         return ee_err_set(err, "the model's logits are not finite");
-    if ((size_t)q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 4096;
-        float *p = realloc(q->kld, cap * sizeof *p);
-        if (!p) return ee_err_set(err, "out of memory");
-        q->kld = p;
-        q->cap = cap;
-    }
+    if (ee_array_reserve(&q->kld, &q->cap, (size_t)q->n + 1, sizeof *q->kld, err)) return -1;
     double kld = 0.0;
     for (int i = 0; i < n_vocab; i++) {
         double lpr = ref[i] - mr - lr;

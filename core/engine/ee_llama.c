@@ -6,6 +6,8 @@
  *      -> final norm -> LM head */
 #include "ee_llama.h"
 
+#include "ee_arch.h"
+
 #include "ee_kernels.h"
 #include "ee_ops.h"
 
@@ -118,21 +120,21 @@ ee_llama_model *ee_llama_load(const ee_gguf *g, const ee_llama_load_opts *opts,
     for (int l = 0; l < hp->n_layer; l++) {
         ee_llama_layer *L = &m->layers[l];
         char name[96];
-#define LOAD_MAT(field, suffix, cols, rows)                                       \
-    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                   \
+#define LOAD_MAT(field, role, cols, rows)                                         \
+    ee_tensor_name(name, sizeof name, role, l, "weight");                         \
     if (ee_mat_load(&L->field, g, name, cols, rows, to_f32, err)) goto fail;
-#define LOAD_VEC(field, suffix)                                                   \
-    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                   \
+#define LOAD_VEC(field, role)                                                     \
+    ee_tensor_name(name, sizeof name, role, l, "weight");                         \
     if (ee_vec_load(&L->field, g, name, d, err)) goto fail;
-        LOAD_VEC(attn_norm, "attn_norm");
-        LOAD_MAT(wq, "attn_q", d, qd);
-        LOAD_MAT(wk, "attn_k", d, kvd);
-        LOAD_MAT(wv, "attn_v", d, kvd);
-        LOAD_MAT(wo, "attn_output", qd, d);
-        LOAD_VEC(ffn_norm, "ffn_norm");
-        LOAD_MAT(w_gate, "ffn_gate", d, hp->n_ff);
-        LOAD_MAT(w_up, "ffn_up", d, hp->n_ff);
-        LOAD_MAT(w_down, "ffn_down", hp->n_ff, d);
+        LOAD_VEC(attn_norm, EE_T_ATTN_NORM);          /* [d] */
+        LOAD_MAT(wq, EE_T_ATTN_Q, d, qd);             /* [d -> n_head * head_dim] */
+        LOAD_MAT(wk, EE_T_ATTN_K, d, kvd);            /* [d -> n_head_kv * head_dim] */
+        LOAD_MAT(wv, EE_T_ATTN_V, d, kvd);            /* [d -> n_head_kv * head_dim] */
+        LOAD_MAT(wo, EE_T_ATTN_OUT, qd, d);           /* [n_head * head_dim -> d] */
+        LOAD_VEC(ffn_norm, EE_T_FFN_NORM);            /* [d] */
+        LOAD_MAT(w_gate, EE_T_FFN_GATE, d, hp->n_ff); /* [d -> n_ff] */
+        LOAD_MAT(w_up, EE_T_FFN_UP, d, hp->n_ff);     /* [d -> n_ff] */
+        LOAD_MAT(w_down, EE_T_FFN_DOWN, hp->n_ff, d); /* [n_ff -> d] */
 #undef LOAD_MAT
 #undef LOAD_VEC
     }

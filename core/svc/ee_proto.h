@@ -70,7 +70,7 @@ typedef enum ee_proto_code {
     EE_PROTO_E_BAD_REQUEST,         /* malformed JSON, missing/mistyped field */
     EE_PROTO_E_UNSUPPORTED_VERSION, /* `v` missing or not 1 */
     EE_PROTO_E_UNKNOWN_MODEL,       /* worker does not serve `model` */
-    EE_PROTO_E_UNKNOWN_TASK,        /* `task` is not "generate" */
+    EE_PROTO_E_UNKNOWN_TASK,        /* `task` is not in the task table */
     EE_PROTO_E_KEY_MISMATCH,        /* `key_id` differs from the model's */
     EE_PROTO_E_TOO_LARGE,           /* prompt/max_tokens over limits, record too big */
     EE_PROTO_E_BAD_TOKEN,           /* a token id outside [0, n_vocab) */
@@ -129,12 +129,31 @@ typedef struct ee_proto_params {
     size_t n_stop;
 } ee_proto_params;
 
+/* Job kinds: the `task` field (table in ee_proto.c). New kinds are
+ * appended; a worker advertises and routes each like generate. */
+typedef enum ee_proto_task {
+    EE_TASK_GENERATE = 0, /* encrypted ids in, encrypted ids out */
+    EE_TASK_COUNT
+} ee_proto_task;
+
+typedef struct ee_proto_task_info {
+    ee_proto_task task;
+    const char *name;   /* the wire value */
+    const char *input;  /* what `input` carries */
+    const char *output; /* what the final reply carries */
+} ee_proto_task_info;
+
+/* The table entry for a wire name, or NULL. */
+const ee_proto_task_info *ee_proto_task_find(const char *name);
+const ee_proto_task_info *ee_proto_task_get(ee_proto_task task);
+
 typedef struct ee_proto_request {
     char *id;          /* client-chosen, unique */
     char *session;     /* optional (NULL): the record key if present */
     char *model;
     char *key_id;      /* 32 lowercase hex */
-    char *task;        /* "generate" */
+    char *task;        /* the wire name (ee_proto_task_find) */
+    ee_proto_task task_kind;
     int32_t *tokens;   /* encrypted prompt ids */
     size_t n_tokens;
     ee_proto_params params;

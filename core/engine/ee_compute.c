@@ -1,10 +1,9 @@
-#include "ee_platform.h"
+#include "ee_compute.h"
 
 #include "ee_kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* OpenBLAS extensions (declared in its cblas.h, repeated here so this file
@@ -16,7 +15,7 @@ extern char *openblas_get_corename(void);
 
 static int g_threads = 1;
 
-void ee_platform_init(int argc, char **argv) {
+void ee_compute_init(int argc, char **argv) {
     (void)argc;
     openblas_set_num_threads(1);
     if (getenv(REEXEC_MARK)) { /* second run: keep the marker out of children */
@@ -40,28 +39,16 @@ void ee_platform_init(int argc, char **argv) {
     unsetenv(REEXEC_MARK);
 }
 
-void ee_platform_set_threads(int n) {
+void ee_compute_set_threads(int n) {
     if (n < 1) n = 1;
     g_threads = n;
     openblas_set_num_threads(1);
     ee_kernels_set_threads(n);
 }
 
-int ee_platform_threads(void) { return g_threads; }
+int ee_compute_threads(void) { return g_threads; }
 
-const char *ee_platform_blas_core(void) {
+const char *ee_compute_blas_core(void) {
     const char *n = openblas_get_corename();
     return n ? n : "unknown";
-}
-
-double ee_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-int64_t ee_epoch_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -1,9 +1,10 @@
-/* ee_platform: process-level setup shared by every binary.
+/* ee_compute: process-level setup of the compute engine (BLAS kernels and
+ * threads), for every binary that runs a model.
  *
  * BLAS kernels. Debian's OpenBLAS (0.3.21, DYNAMIC_ARCH) detects AVX-512
  * Zen 4/5 CPUs as Haswell and runs AVX2 kernels; its SkylakeX kernels make
  * sgemm ~1.7x faster there. OpenBLAS reads OPENBLAS_CORETYPE in its library
- * constructor, before main, so ee_platform_init re-executes the program
+ * constructor, before main, so ee_compute_init re-executes the program
  * once with the variable set. EE_BLAS_CORE chooses:
  *   auto (default)  SkylakeX on CPUs with AVX-512, else OpenBLAS's own pick;
  *                   an inherited OPENBLAS_CORETYPE is overridden (it is
@@ -16,21 +17,15 @@
  * OpenBLAS calls split by rows, each single-threaded). Two thread pools
  * that both spin-wait on a 2-core machine starve each other, so OpenBLAS's
  * own pool is kept at one thread. */
-#ifndef EE_PLATFORM_H
-#define EE_PLATFORM_H
-
-#include <stdint.h>
+#ifndef EE_COMPUTE_H
+#define EE_COMPUTE_H
 
 /* Call first in main(). May not return (re-exec). */
-void ee_platform_init(int argc, char **argv);
+void ee_compute_init(int argc, char **argv);
 /* Threads for the OpenMP team (>= 1). */
-void ee_platform_set_threads(int n);
-int ee_platform_threads(void);
+void ee_compute_set_threads(int n);
+int ee_compute_threads(void);
 /* OpenBLAS's name for the kernels in use, e.g. "SkylakeX". */
-const char *ee_platform_blas_core(void);
-/* Monotonic milliseconds. */
-double ee_now_ms(void);
-/* Wall-clock epoch milliseconds. */
-int64_t ee_epoch_ms(void);
+const char *ee_compute_blas_core(void);
 
 #endif

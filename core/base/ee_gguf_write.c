@@ -6,6 +6,8 @@
  * new one, and a failure removes PATH.tmp and leaves PATH untouched. */
 #include "ee_gguf.h"
 
+#include "ee_buf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -46,31 +48,15 @@ struct ee_gguf_writer {
 
 /* ---- growable byte buffer ----------------------------------------------- */
 
+/* ee_buf with a sticky out-of-memory flag, so a run of puts is checked
+ * once at the end. */
 typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
+    ee_buf eb;
     bool oom;
 } buf;
 
 static void buf_put(buf *b, const void *src, size_t n) {
-    if (b->oom) return;
-    if (n > SIZE_MAX - b->len) {
-        b->oom = true;
-        return;
-    }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n) cap = cap > SIZE_MAX / 2 ? b->len + n : cap * 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->len, src, n);
-    b->len += n;
+    if (!b->oom && ee_buf_append(&b->eb, src, n, NULL)) b->oom = true;
 }
 
 static void buf_u32(buf *b, uint32_t v) { buf_put(b, &v, 4); }
@@ -108,33 +94,27 @@ void ee_gguf_writer_free(ee_gguf_writer *w) {
 /* Takes ownership of b's bytes (also on failure). */
 static int put_kv(ee_gguf_writer *w, const char *key, buf *b, ee_err *err) {
     if (b->oom) {
-        free(b->p);
+        free(b->eb.p);
         return ee_err_set(err, "GGUF writer: key '%s': out of memory", key);
     }
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kvs[i].key, key) == 0) {
             free(w->kvs[i].val);
-            w->kvs[i].val = b->p;
-            w->kvs[i].val_len = b->len;
+            w->kvs[i].val = (uint8_t *)b->eb.p;
+            w->kvs[i].val_len = b->eb.len;
             return 0;
         }
     }
-    if (w->n_kv == w->cap_kv) {
-        size_t cap = w->cap_kv ? w->cap_kv * 2 : 16;
-        wkv *p = realloc(w->kvs, cap * sizeof *p);
-        if (!p) {
-            free(b->p);
-            return ee_err_set(err, "GGUF writer: key '%s': out of memory", key);
-        }
-        w->kvs = p;
-        w->cap_kv = cap;
+    if (ee_array_reserve(&w->kvs, &w->cap_kv, w->n_kv + 1, sizeof *w->kvs, NULL)) {
+        free(b->eb.p);
+        return ee_err_set(err, "GGUF writer: key '%s': out of memory", key);
     }
     char *k = strdup(key);
     if (!k) {
-        free(b->p);
+        free(b->eb.p);
         return ee_err_set(err, "GGUF writer: key '%s': out of memory", key);
     }
-    w->kvs[w->n_kv++] = (wkv){.key = k, .val = b->p, .val_len = b->len};
+    w->kvs[w->n_kv++] = (wkv){.key = k, .val = (uint8_t *)b->eb.p, .val_len = b->eb.len};
     return 0;
 }
 
@@ -231,7 +211,7 @@ static int set_str_arr_n(ee_gguf_writer *w, const char *key, const char *const *
     buf_u64(&b, n);
     for (uint64_t i = 0; i < n; i++) {
         if (!strs[i]) {
-            free(b.p);
+            free(b.eb.p);
             return ee_err_set(err, "GGUF writer: key '%s': string #%" PRIu64 " is NULL", key, i);
         }
         buf_str(&b, strs[i], lens ? lens[i] : strlen(strs[i]));
@@ -338,13 +318,8 @@ int ee_gguf_writer_add_tensor(ee_gguf_writer *w, const char *name, uint32_t n_di
     t.nbytes = nb;
     if (!data) return ee_err_set(err, "GGUF writer: tensor '%s': NULL data", name);
 
-    if (w->n_ts == w->cap_ts) {
-        size_t cap = w->cap_ts ? w->cap_ts * 2 : 16;
-        wtensor *p = realloc(w->ts, cap * sizeof *p);
-        if (!p) return ee_err_set(err, "GGUF writer: tensor '%s': out of memory", name);
-        w->ts = p;
-        w->cap_ts = cap;
-    }
+    if (ee_array_reserve(&w->ts, &w->cap_ts, w->n_ts + 1, sizeof *w->ts, NULL))
+        return ee_err_set(err, "GGUF writer: tensor '%s': out of memory", name);
     t.name = strdup(name);
     if (!t.name) return ee_err_set(err, "GGUF writer: tensor '%s': out of memory", name);
     if (copy) {
@@ -448,20 +423,20 @@ int ee_gguf_writer_write(ee_gguf_writer *w, const char *path, ee_err *err) {
         buf_u32(&h, (uint32_t)t->type);
         buf_u64(&h, off);
         if (t->nbytes > UINT64_MAX - align - off) {
-            free(h.p);
+            free(h.eb.p);
             return ee_err_set(err, "GGUF writer: %s: data section size overflows", path);
         }
         off = pad_to(off + t->nbytes, align);
     }
     if (h.oom) {
-        free(h.p);
+        free(h.eb.p);
         return ee_err_set(err, "GGUF writer: %s: out of memory for the header", path);
     }
 
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp) {
-        free(h.p);
+        free(h.eb.p);
         return ee_err_set(err, "GGUF writer: %s: out of memory", path);
     }
     memcpy(tmp, path, plen);
@@ -473,19 +448,19 @@ int ee_gguf_writer_write(ee_gguf_writer *w, const char *path, ee_err *err) {
     if (unlink(tmp) < 0 && errno != ENOENT) {
         ee_err_set(err, "GGUF writer: cannot remove stale %s: %s", tmp, strerror(errno));
         free(tmp);
-        free(h.p);
+        free(h.eb.p);
         return -1;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         ee_err_set(err, "GGUF writer: cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
-        free(h.p);
+        free(h.eb.p);
         return -1;
     }
     const char *step = "write header";
-    int rc = write_all(fd, h.p, h.len);
-    if (rc == 0) rc = write_zeros(fd, (size_t)(pad_to(h.len, align) - h.len));
+    int rc = write_all(fd, h.eb.p, h.eb.len);
+    if (rc == 0) rc = write_zeros(fd, (size_t)(pad_to(h.eb.len, align) - h.eb.len));
     for (size_t i = 0; rc == 0 && i < w->n_ts; i++) {
         const wtensor *t = &w->ts[i];
         step = "write tensor data";
@@ -514,6 +489,6 @@ int ee_gguf_writer_write(ee_gguf_writer *w, const char *path, ee_err *err) {
         fsync_dir(path);
     }
     free(tmp);
-    free(h.p);
+    free(h.eb.p);
     return rc;
 }

@@ -30,6 +30,37 @@ static const char *const code_names[EE_PROTO_E_COUNT] = {
     [EE_PROTO_E_REPLAYED] = "replayed",
 };
 
+/* ---- job kinds ------------------------------------------------------------ */
+
+static const ee_proto_task_info TASKS[] = {
+    /* task              wire name   input                  final reply */
+    {EE_TASK_GENERATE, "generate", "encrypted prompt ids", "encrypted generated ids"},
+};
+
+const ee_proto_task_info *ee_proto_task_find(const char *name) {
+    for (size_t i = 0; name && i < sizeof TASKS / sizeof TASKS[0]; i++)
+        if (strcmp(TASKS[i].name, name) == 0) return &TASKS[i];
+    return NULL;
+}
+
+const ee_proto_task_info *ee_proto_task_get(ee_proto_task task) {
+    for (size_t i = 0; i < sizeof TASKS / sizeof TASKS[0]; i++)
+        if (TASKS[i].task == task) return &TASKS[i];
+    return NULL;
+}
+
+/* "only \"generate\"" or "\"a\", \"b\"": the known names, for errors. */
+static void task_names(char *out, size_t cap) {
+    size_t n = sizeof TASKS / sizeof TASKS[0], o = 0;
+    out[0] = '\0';
+    if (n == 1) {
+        snprintf(out, cap, "only \"%s\"", TASKS[0].name);
+        return;
+    }
+    for (size_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", i ? ", " : "", TASKS[i].name);
+}
+
 const char *ee_proto_code_name(ee_proto_code c) {
     if ((int)c < 0 || c >= EE_PROTO_E_COUNT) return NULL;
     return code_names[c];
@@ -346,9 +377,14 @@ static int parse_fields(json_t *root, const ee_proto_limits *lim, ee_proto_reque
     if (dup_into(&r->model, s, err)) return -1;
 
     if (req_string(root, "task", &s, err)) return -1;
-    if (strcmp(s, "generate") != 0)
-        FAIL(EE_PROTO_E_UNKNOWN_TASK, "task: unknown task (version %d has only \"generate\")",
-             EE_PROTO_VERSION);
+    const ee_proto_task_info *ti = ee_proto_task_find(s);
+    if (!ti) {
+        char known[128];
+        task_names(known, sizeof known);
+        FAIL(EE_PROTO_E_UNKNOWN_TASK, "task: unknown task (version %d has %s)", EE_PROTO_VERSION,
+             known);
+    }
+    r->task_kind = ti->task;
     if (dup_into(&r->task, s, err)) return -1;
 
     if (req_string(root, "key_id", &s, err)) return -1;

@@ -1,6 +1,6 @@
 #include "ee_batch.h"
 
-#include "ee_platform.h"
+#include "ee_clock.h"
 #include "ee_sample.h"
 
 #include <stdlib.h>

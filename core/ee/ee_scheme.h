@@ -1,5 +1,9 @@
-/* ee_scheme: Equivariant Encryption of a Llama model, and the client-side
- * operations on token ids. The transforms and their exactness proofs are in
+/* ee_scheme: the EE scheme versions, keys bound to a model, what readers of
+ * an encrypted file need, and the client-side token-id cipher. Encrypting
+ * a model is ee_encrypt.h; each architecture's transforms are one file
+ * (ee_scheme_llama.c).
+ *
+ * The Llama scheme (ee-llama-v2). The transforms and their exactness proofs are in
  * docs/EE.md; in short (column vectors, y = W x):
  *
  *   vocabulary   token i -> pi(i), a permutation of every id (specials too)
@@ -39,10 +43,13 @@
 
 typedef struct ee_scheme_info {
     const char *id;
+    const char *arch; /* general.architecture it transforms */
     bool model_bound; /* transforms come from the key bound to the model */
     bool legacy;      /* read, but written only on request */
 } ee_scheme_info;
 
+/* The scheme written for an architecture (NULL: none). */
+const ee_scheme_info *ee_scheme_for_arch(const char *arch);
 /* The table entry for id, or NULL for an unknown scheme. */
 const ee_scheme_info *ee_scheme_find(const char *id);
 /* The same for a user-given name: NULL with err naming flag, the value
@@ -60,31 +67,6 @@ int ee_model_fingerprint(const ee_gguf *plain, uint8_t fp[EE_MODEL_FP_BYTES], ee
  * fingerprint otherwise. scheme NULL = EE_SCHEME_ID. */
 int ee_scheme_key(const ee_key *master, const ee_gguf *plain, const char *scheme, ee_key *out,
                   ee_err *err);
-
-typedef struct ee_encrypt_opts {
-    ee_dtype out_type;  /* file type: EE_DT_F32 (exact), F16, BF16, Q8_0, Q4_0 or
-                         * Q4_1 (transformed in double, then rounded per tensor
-                         * as ee_llama_tensor_type says) */
-    const char *scheme; /* NULL: EE_SCHEME_ID; EE_SCHEME_LEGACY_V1 for old clients */
-    bool ref_quantizer; /* round blocks as ggml's reference does (default: search
-                         * each block's scale for the least error) */
-    bool keep_ffn_scales; /* block-quantized files drop the MLP channel scales
-                           * (they cost quality; docs/EE.md); true keeps them */
-} ee_encrypt_opts;
-
-typedef struct ee_encrypt_stats {
-    double derive_ms;    /* deriving the secret transforms */
-    double transform_ms; /* transforming the weights */
-    double write_ms;     /* writing the file */
-    uint64_t out_bytes;
-    char key_id[EE_KEY_ID_HEX]; /* ee.key_id written (the scheme key's id) */
-} ee_encrypt_stats;
-
-/* Encrypt plain (a Llama GGUF with a gpt2 tokenizer) under key into
- * out_path (atomic). Refuses an already encrypted model, another
- * architecture, and shapes it cannot transform. stats may be NULL. */
-int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_opts *opts,
-                     const char *out_path, ee_encrypt_stats *stats, ee_err *err);
 
 /* ---- what a worker / client can read from an encrypted file ---- */
 bool ee_model_is_encrypted(const ee_gguf *g);

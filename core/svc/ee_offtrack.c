@@ -1,5 +1,7 @@
 #include "ee_offtrack.h"
 
+#include "ee_buf.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +56,7 @@ uint64_t ee_offtrack_add(ee_offtrack *t, int cons, const char *topic, int32_t pa
                          int64_t offset) {
     part *p = find(t, cons, topic, partition);
     if (!p) {
-        if (t->n == t->cap) {
-            size_t nc = t->cap ? 2 * t->cap : 8;
-            part *np = realloc(t->p, nc * sizeof *np);
-            if (!np) return 0;
-            t->p = np;
-            t->cap = nc;
-        }
+        if (ee_array_reserve(&t->p, &t->cap, t->n + 1, sizeof *t->p, NULL)) return 0;
         char *name = strdup(topic);
         if (!name) return 0;
         p = &t->p[t->n++];
