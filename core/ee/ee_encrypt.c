@@ -8,6 +8,7 @@ static const struct {
     ee_encrypt_arch_fn encrypt;
 } ARCHS[] = {
     {"llama", ee_encrypt_llama},
+    {"bert", ee_encrypt_bert},
 };
 
 int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_opts *opts,
@@ -17,8 +18,8 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
     const char *scheme = opts && opts->scheme ? opts->scheme : def ? def->id : EE_SCHEME_ID;
     const ee_scheme_info *si = ee_scheme_find(scheme);
     if (!si)
-        return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, legacy %s)", scheme,
-                          EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+        return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, %s, legacy %s)", scheme,
+                          EE_SCHEME_ID, EE_SCHEME_BERT, EE_SCHEME_LEGACY_V1);
     if (ee_model_is_encrypted(plain))
         return ee_err_set(err, "the model is already encrypted (ee.scheme is set); encrypt the "
                                "plaintext model instead");
@@ -29,6 +30,6 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
                               arch);
         return ARCHS[i].encrypt(plain, key, si->id, opts, out_path, stats, err);
     }
-    return ee_err_set(err, "no encryption scheme for architecture '%.64s' (supported: llama)",
+    return ee_err_set(err, "no encryption scheme for architecture '%.64s' (supported: llama, bert)",
                       arch ? arch : "(general.architecture missing)");
 }

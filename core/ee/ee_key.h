@@ -78,6 +78,8 @@ typedef enum ee_purpose {
     EE_P_V_ROT = 5,        /* per-kv-head rotation of v, per layer */
     EE_P_FFN_PERM = 6,     /* MLP channel permutation, per layer */
     EE_P_FFN_SCALE = 7,    /* MLP up-projection scales, per layer */
+    EE_P_RESID_PERM = 8,   /* residual-stream permutation (post-LN encoders) */
+    EE_P_QK_ROT = 9,       /* per-head orthogonal q/k map and scale, per layer */
     EE_P_TEST = 63,        /* tests only */
 } ee_purpose;
 

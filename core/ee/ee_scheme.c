@@ -15,6 +15,7 @@ static const ee_scheme_info SCHEMES[] = {
     /* id                   arch     model_bound legacy */
     {EE_SCHEME_LEGACY_V1, "llama", false, true},
     {EE_SCHEME_ID,        "llama", true,  false},
+    {EE_SCHEME_BERT,      "bert",  true,  false},
 };
 
 const ee_scheme_info *ee_scheme_for_arch(const char *arch) {
@@ -32,8 +33,8 @@ const ee_scheme_info *ee_scheme_find(const char *id) {
 const ee_scheme_info *ee_scheme_parse(const char *flag, const char *id, ee_err *err) {
     const ee_scheme_info *si = ee_scheme_find(id);
     if (!si)
-        ee_err_set(err, "%s: '%.64s' is not %s or the legacy %s", flag, id ? id : "", EE_SCHEME_ID,
-                   EE_SCHEME_LEGACY_V1);
+        ee_err_set(err, "%s: '%.64s' is not %s, %s or the legacy %s", flag, id ? id : "",
+                   EE_SCHEME_ID, EE_SCHEME_BERT, EE_SCHEME_LEGACY_V1);
     return si;
 }
 

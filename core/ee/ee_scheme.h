@@ -40,6 +40,9 @@
  *                the bound key's id */
 #define EE_SCHEME_ID "ee-llama-v2"
 #define EE_SCHEME_LEGACY_V1 "ee-llama-v1"
+/* BERT encoders (ee_scheme_bert.c): vocabulary and residual permutations,
+ * per-head q/k and v maps, head and MLP permutations; bound to the model. */
+#define EE_SCHEME_BERT "ee-bert-v1"
 
 typedef struct ee_scheme_info {
     const char *id;
@@ -102,5 +105,18 @@ int ee_vocab_encrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, 
                      ee_err *err);
 int ee_vocab_decrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, size_t n,
                      ee_err *err);
+
+/* ---- client side: an encoder's embedding space ---- */
+/* An encrypted embedding is the plaintext one with coordinates permuted:
+ * enc[j] = plain[rp[j]]. in and out must not alias. */
+typedef struct ee_vec_cipher {
+    int dim;
+    uint32_t *rp;
+} ee_vec_cipher;
+
+int ee_vec_cipher_init(ee_vec_cipher *c, const ee_key *key, int dim, ee_err *err);
+void ee_vec_cipher_free(ee_vec_cipher *c); /* wipes the table */
+void ee_vec_encrypt(const ee_vec_cipher *c, const float *in, float *out);
+void ee_vec_decrypt(const ee_vec_cipher *c, const float *in, float *out);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "ee_clock.h"
 #include "ee_dmat.h"
+#include "ee_tensor_io.h"
 #include "ee_llama.h"
 #include "ee_quant.h"
 #include "ee_tokenizer.h"
@@ -140,42 +141,6 @@ static int secrets_derive(secrets *s, const ee_key *key, const ee_llama_hparams 
 
 /* ---- 2. tensors in double ------------------------------------------------------ */
 
-/* Load a [rows][cols] weight (GGUF ne = [cols, rows]) as doubles. */
-static double *load_d(const ee_gguf *g, const char *name, int64_t cols, int64_t rows, ee_err *err) {
-    const ee_gguf_tensor *t = ee_gguf_find_tensor(g, name);
-    if (!t) {
-        ee_err_set(err, "tensor '%s' is missing", name);
-        return NULL;
-    }
-    bool ok = (rows == 1 && t->n_dims == 1 && (int64_t)t->ne[0] == cols) ||
-              (t->n_dims == 2 && (int64_t)t->ne[0] == cols && (int64_t)t->ne[1] == rows);
-    if (!ok) {
-        ee_err_set(err, "tensor '%s' has an unexpected shape (want [%lld, %lld])", name,
-                   (long long)cols, (long long)rows);
-        return NULL;
-    }
-    double *out = malloc(sizeof(double) * rows * cols);
-    float *row = malloc(sizeof(float) * cols);
-    if (!out || !row) {
-        free(out);
-        free(row);
-        ee_err_set(err, "out of memory loading '%s'", name);
-        return NULL;
-    }
-    size_t rb = ee_dtype_row_bytes(t->type, (uint64_t)cols);
-    for (int64_t r = 0; r < rows; r++) {
-        if (ee_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, row, (uint64_t)cols, err)) {
-            free(out);
-            free(row);
-            ee_err_wrap(err, "tensor '%s'", name);
-            return NULL;
-        }
-        for (int64_t c = 0; c < cols; c++) out[r * cols + c] = row[c];
-    }
-    free(row);
-    return out;
-}
-
 /* One encryption's state as it walks the model's tensors. */
 typedef struct walk {
     const ee_gguf *g;
@@ -265,7 +230,7 @@ static int emit_vocab_rows(walk *k, const char *name, const double *T) {
 
 static int do_embedding(walk *k) {
     const secrets *s = k->s;
-    double *E = load_d(k->g, "token_embd.weight", s->d, s->V, k->err);
+    double *E = ee_tensor_load_d(k->g, "token_embd.weight", s->d, s->V, k->err);
     if (!E) return -1;
     double *T = fold_gain_unrotate(s, E, s->V, NULL); /* rows e_i^T Q^T = (Q e_i)^T */
     int rc = T ? emit_vocab_rows(k, "token_embd.weight", T)
@@ -278,8 +243,8 @@ static int do_embedding(walk *k) {
 static int do_head(walk *k) {
     const secrets *s = k->s;
     const char *src = ee_gguf_find_tensor(k->g, "output.weight") ? "output.weight" : "token_embd.weight";
-    double *W = load_d(k->g, src, s->d, s->V, k->err);
-    double *gn = W ? load_d(k->g, "output_norm.weight", s->d, 1, k->err) : NULL;
+    double *W = ee_tensor_load_d(k->g, src, s->d, s->V, k->err);
+    double *gn = W ? ee_tensor_load_d(k->g, "output_norm.weight", s->d, 1, k->err) : NULL;
     if (!W || !gn) {
         free(W);
         return -1;
@@ -327,7 +292,7 @@ static int do_layer(walk *k, int l) {
 #define LOAD(var, suffix, cols, rows)                                          \
     do {                                                                       \
         free(var);                                                             \
-        if (!(var = load_d(k->g, NAME(suffix), cols, rows, k->err))) goto done; \
+        if (!(var = ee_tensor_load_d(k->g, NAME(suffix), cols, rows, k->err))) goto done; \
     } while (0)
 #define NEED(p) do { if (!(p)) { ee_err_set(k->err, "out of memory (layer %d)", l); goto done; } } while (0)
 

@@ -1,5 +1,6 @@
-/* The client's token-id cipher: the vocabulary permutation of a scheme key,
- * as two tables. What ee-producer and every client links (no engine). */
+/* The client's ciphers: token ids (the vocabulary permutation of a scheme
+ * key, as two tables) and an encoder's embedding space (the residual
+ * permutation). What ee-producer and every client links (no engine). */
 #include "ee_scheme.h"
 
 #include <sodium.h>
@@ -69,3 +70,33 @@ int ee_vocab_decrypt(const ee_vocab_cipher *c, const int32_t *in, int32_t *out, 
     return map_ids(c->inv, c->n, in, out, n, "encrypted", err);
 }
 
+
+/* ---- embedding-space cipher (encoder schemes) ---- */
+
+int ee_vec_cipher_init(ee_vec_cipher *c, const ee_key *key, int dim, ee_err *err) {
+    memset(c, 0, sizeof *c);
+    if (dim <= 0) return ee_err_set(err, "embedding dimension %d is invalid", dim);
+    c->rp = malloc(sizeof(uint32_t) * (size_t)dim);
+    if (!c->rp) return ee_err_set(err, "out of memory");
+    c->dim = dim;
+    /* The stream ee_scheme_bert.c permutes the residual stream with. */
+    ee_stream st;
+    ee_stream_init(&st, key, EE_P_RESID_PERM, 0);
+    ee_random_permutation(&st, c->rp, (uint32_t)dim);
+    ee_stream_wipe(&st);
+    return 0;
+}
+
+void ee_vec_cipher_free(ee_vec_cipher *c) {
+    if (c->rp) sodium_memzero(c->rp, sizeof(uint32_t) * (size_t)c->dim);
+    free(c->rp);
+    memset(c, 0, sizeof *c);
+}
+
+void ee_vec_encrypt(const ee_vec_cipher *c, const float *in, float *out) {
+    for (int j = 0; j < c->dim; j++) out[j] = in[c->rp[j]];
+}
+
+void ee_vec_decrypt(const ee_vec_cipher *c, const float *in, float *out) {
+    for (int j = 0; j < c->dim; j++) out[c->rp[j]] = in[j];
+}

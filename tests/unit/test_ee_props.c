@@ -996,6 +996,152 @@ START_TEST(conv2d_channel_permutation_and_scale) {
 }
 END_TEST
 
+/* ---- encoder (BERT, post-LN; ee_scheme_bert.c) ------------------------------ */
+
+/* Post-LN keeps the gain and bias on the residual stream itself: the stream
+ * value is g . ln(x) + b. A permutation of the stream (g, b permuted) gives
+ * the permuted stream. Negative control: a rotation that fixes 1 (exact for
+ * pre-LN, where the gain is folded into the next linear layer) breaks it,
+ * because no gain g' satisfies g' . (R z) = R (g . z). */
+START_TEST(post_layernorm_stream_permutation_only) {
+    const int ki = _i;
+    const float eps = 1e-12f;
+    uint32_t *pi = make_perm(ki, IDX(20, 0), D);
+    double *R = rotation_fixing_ones(ki, IDX(20, 1), D);
+    float *X = make_input(ki, IDX(IN(20), 0), (size_t)T * D, 1.0, 0.75);
+    float *A = make_input(ki, IDX(IN(20), 3), (size_t)T * D, 1.0, 0); /* a sublayer's output */
+    float *g = make_input(ki, IDX(IN(20), 1), D, 0.5, 1.0);
+    float *b = make_input(ki, IDX(IN(20), 2), D, 0.5, 0);
+    /* plain: h = ln_gb(x); next = ln_gb(h + a) */
+    float *H = FALLOC((size_t)T * D), *N = FALLOC((size_t)T * D);
+    for (int t = 0; t < T; t++) ee_layernorm(H + (size_t)t * D, X + (size_t)t * D, g, b, D, eps);
+    for (size_t i = 0; i < (size_t)T * D; i++) H[i] += A[i];
+    for (int t = 0; t < T; t++) ee_layernorm(N + (size_t)t * D, H + (size_t)t * D, g, b, D, eps);
+    {
+        float *Xe = permute(X, pi, NULL, T, D), *Ae = permute(A, pi, NULL, T, D);
+        float *ge = permute(g, pi, NULL, 1, D), *be = permute(b, pi, NULL, 1, D);
+        float *He = FALLOC((size_t)T * D), *Ne = FALLOC((size_t)T * D);
+        for (int t = 0; t < T; t++)
+            ee_layernorm(He + (size_t)t * D, Xe + (size_t)t * D, ge, be, D, eps);
+        for (size_t i = 0; i < (size_t)T * D; i++) He[i] += Ae[i];
+        for (int t = 0; t < T; t++)
+            ee_layernorm(Ne + (size_t)t * D, He + (size_t)t * D, ge, be, D, eps);
+        float *dec = unpermute(Ne, pi, NULL, T, D);
+        expect_close("post-LN stream: ln(P(ln(Px) + Pa)) = P ln(ln(x) + a)", ki, dec, N,
+                     (size_t)T * D);
+        free(Xe), free(Ae), free(ge), free(be), free(He), free(Ne), free(dec);
+    }
+    { /* control: R with R1 = 1 on the stream; the best gain is g, bias R b */
+        double *Xd = to_d(X, (size_t)T * D), *Xr = mm_nt(Xd, R, T, D, D);
+        double *Ad = to_d(A, (size_t)T * D), *Ar = mm_nt(Ad, R, T, D, D);
+        double *bd = to_d(b, D), *br = mm_nt(bd, R, 1, D, D);
+        float *Xe = to_f(Xr, (size_t)T * D), *Ae = to_f(Ar, (size_t)T * D), *be = to_f(br, D);
+        float *He = FALLOC((size_t)T * D), *Ne = FALLOC((size_t)T * D);
+        for (int t = 0; t < T; t++)
+            ee_layernorm(He + (size_t)t * D, Xe + (size_t)t * D, g, be, D, eps);
+        for (size_t i = 0; i < (size_t)T * D; i++) He[i] += Ae[i];
+        for (int t = 0; t < T; t++)
+            ee_layernorm(Ne + (size_t)t * D, He + (size_t)t * D, g, be, D, eps);
+        double *Nd = to_d(Ne, (size_t)T * D), *Nb = mm_nn(Nd, R, T, D, D);
+        float *dec = to_f(Nb, (size_t)T * D);
+        expect_broken("post-LN stream under a 1-fixing rotation", ki, dec, N, (size_t)T * D);
+        free(Xd), free(Xr), free(Ad), free(Ar), free(bd), free(br), free(Xe), free(Ae), free(be);
+        free(He), free(Ne), free(Nd), free(Nb), free(dec);
+    }
+    free(pi), free(R), free(X), free(A), free(g), free(b), free(H), free(N);
+}
+END_TEST
+
+enum { ENH = 4, EHD = 16, ET = 9 };
+
+/* softmax(q k^T / sqrt(hd)) v for one head, every token attending to every
+ * token (no causal mask). Q, K, V: [ET][EHD]. */
+static void bidir_head(const float *Q, const float *Kh, const float *Vv, float *O) {
+    float S[ET];
+    for (int i = 0; i < ET; i++) {
+        for (int j = 0; j < ET; j++) S[j] = ee_dot(Q + i * EHD, Kh + j * EHD, EHD) / sqrtf(EHD);
+        ee_softmax(S, ET);
+        for (int a = 0; a < EHD; a++) {
+            float acc = 0;
+            for (int j = 0; j < ET; j++) acc += S[j] * Vv[j * EHD + a];
+            O[i * EHD + a] = acc;
+        }
+    }
+}
+
+/* Without RoPE a whole head may rotate: q -> s R q, k -> s^-1 R k keeps
+ * q.k; v -> U v comes out as U o; heads permuted. Negative control: k
+ * rotated by another orthogonal map. */
+START_TEST(bidirectional_attention_full_head_maps) {
+    const int ki = _i;
+    const size_t HS = (size_t)ET * EHD;
+    uint32_t *hp = make_perm(ki, IDX(21, 0), ENH); /* new head h holds old head hp[h] */
+    float *Q = make_input(ki, IDX(IN(21), 0), ENH * HS, 1.0, 0);
+    float *Km = make_input(ki, IDX(IN(21), 1), ENH * HS, 1.0, 0);
+    float *Vv = make_input(ki, IDX(IN(21), 2), ENH * HS, 1.0, 0);
+    double *sc = make_scales(ki, IDX(21, 1), ENH, 2.0);
+    float *O = FALLOC(ENH * HS), *dec = FALLOC(ENH * HS), *dbad = FALLOC(ENH * HS);
+    for (int h = 0; h < ENH; h++) bidir_head(Q + h * HS, Km + h * HS, Vv + h * HS, O + h * HS);
+    for (int h = 0; h < ENH; h++) {
+        const int old = (int)hp[h];
+        double *R = make_orth(ki, IDX(22, h), EHD), *U = make_orth(ki, IDX(23, h), EHD);
+        double *R2 = make_orth(ki, IDX(24, h), EHD);
+        double *Qd = to_d(Q + old * HS, HS), *Kd = to_d(Km + old * HS, HS), *Vd = to_d(Vv + old * HS, HS);
+        double *Qr = mm_nt(Qd, R, ET, EHD, EHD), *Kr = mm_nt(Kd, R, ET, EHD, EHD);
+        double *Kw = mm_nt(Kd, R2, ET, EHD, EHD), *Vr = mm_nt(Vd, U, ET, EHD, EHD);
+        for (size_t i = 0; i < HS; i++) Qr[i] *= sc[h], Kr[i] /= sc[h], Kw[i] /= sc[h];
+        float *Qe = to_f(Qr, HS), *Ke = to_f(Kr, HS), *Kwe = to_f(Kw, HS), *Ve = to_f(Vr, HS);
+        float *Oe = FALLOC(HS), *Ob = FALLOC(HS);
+        bidir_head(Qe, Ke, Ve, Oe);
+        bidir_head(Qe, Kwe, Ve, Ob);
+        double *Oed = to_d(Oe, HS), *Obd = to_d(Ob, HS);
+        double *Odec = mm_nn(Oed, U, ET, EHD, EHD), *Obad = mm_nn(Obd, U, ET, EHD, EHD);
+        for (size_t i = 0; i < HS; i++) dec[old * HS + i] = (float)Odec[i], dbad[old * HS + i] = (float)Obad[i];
+        free(R), free(U), free(R2), free(Qd), free(Kd), free(Vd), free(Qr), free(Kr), free(Kw), free(Vr);
+        free(Qe), free(Ke), free(Kwe), free(Ve), free(Oe), free(Ob), free(Oed), free(Obd), free(Odec), free(Obad);
+    }
+    expect_close("bidirectional attention: s R q, R k / s, U v, heads permuted", ki, dec, O, ENH * HS);
+    expect_broken("bidirectional attention, k rotated by another map", ki, dbad, O, ENH * HS);
+    free(hp), free(Q), free(Km), free(Vv), free(sc), free(O), free(dec), free(dbad);
+}
+END_TEST
+
+/* The encoder's input: token + position + token-type rows, then LayerNorm.
+ * Token rows move by the vocabulary permutation; every table's columns by
+ * the residual permutation. Negative control: the type table left as is. */
+START_TEST(encoder_embeddings_token_position_type) {
+    const int ki = _i;
+    enum { EV = 50, NTY = 2 };
+    const float eps = 1e-12f;
+    uint32_t *vp = make_perm(ki, IDX(25, 0), EV), *rp = make_perm(ki, IDX(25, 1), D);
+    float *Et = make_input(ki, IDX(IN(25), 0), (size_t)EV * D, 1.0, 0);
+    float *Ep = make_input(ki, IDX(IN(25), 1), (size_t)T * D, 1.0, 0);
+    float *Ey = make_input(ki, IDX(IN(25), 2), (size_t)NTY * D, 1.0, 0);
+    float *g = make_input(ki, IDX(IN(25), 3), D, 0.5, 1.0), *b = make_input(ki, IDX(IN(25), 4), D, 0.5, 0);
+    int ids[T], tys[T];
+    for (int t = 0; t < T; t++) ids[t] = (t * 7 + ki) % EV, tys[t] = t >= T / 2;
+    float *Ete = FALLOC((size_t)EV * D);
+    for (int i = 0; i < EV; i++) /* row pi(i), columns permuted */
+        for (int j = 0; j < D; j++) Ete[(size_t)vp[i] * D + rp[j]] = Et[(size_t)i * D + j];
+    float *Epe = permute(Ep, rp, NULL, T, D), *Eye = permute(Ey, rp, NULL, NTY, D);
+    float *ge = permute(g, rp, NULL, 1, D), *be = permute(b, rp, NULL, 1, D);
+    float *X = FALLOC(D), *Y = FALLOC((size_t)T * D), *Ye = FALLOC((size_t)T * D), *Yb = FALLOC((size_t)T * D);
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < D; j++) X[j] = Et[ids[t] * D + j] + Ep[t * D + j] + Ey[tys[t] * D + j];
+        ee_layernorm(Y + (size_t)t * D, X, g, b, D, eps);
+        for (int j = 0; j < D; j++) X[j] = Ete[vp[ids[t]] * D + j] + Epe[t * D + j] + Eye[tys[t] * D + j];
+        ee_layernorm(Ye + (size_t)t * D, X, ge, be, D, eps);
+        for (int j = 0; j < D; j++) X[j] = Ete[vp[ids[t]] * D + j] + Epe[t * D + j] + Ey[tys[t] * D + j];
+        ee_layernorm(Yb + (size_t)t * D, X, ge, be, D, eps);
+    }
+    float *dec = unpermute(Ye, rp, NULL, T, D), *bad = unpermute(Yb, rp, NULL, T, D);
+    expect_close("encoder embeddings (token, position, type) permuted", ki, dec, Y, (size_t)T * D);
+    expect_broken("encoder embeddings, type table not permuted", ki, bad, Y, (size_t)T * D);
+    free(vp), free(rp), free(Et), free(Ep), free(Ey), free(g), free(b), free(Ete), free(Epe), free(Eye);
+    free(ge), free(be), free(X), free(Y), free(Ye), free(Yb), free(dec), free(bad);
+}
+END_TEST
+
 Suite *suite_ee_props(void) {
     Suite *s = suite_create("ee_props");
     TCase *tc = tcase_create("ee_props");
@@ -1010,6 +1156,9 @@ Suite *suite_ee_props(void) {
     tcase_add_loop_test(tc, embedding_rows_permuted_and_rotated, 0, NKEYS);
     tcase_add_loop_test(tc, lm_head_permuted_logits, 0, NKEYS);
     tcase_add_loop_test(tc, conv2d_channel_permutation_and_scale, 0, NKEYS);
+    tcase_add_loop_test(tc, post_layernorm_stream_permutation_only, 0, NKEYS);
+    tcase_add_loop_test(tc, bidirectional_attention_full_head_maps, 0, NKEYS);
+    tcase_add_loop_test(tc, encoder_embeddings_token_position_type, 0, NKEYS);
     suite_add_tcase(s, tc);
     return s;
 }
