@@ -821,8 +821,8 @@ static int check_inputs(const ee_gguf *enc, const ee_gguf *pub, ee_llama_hparams
                                "plaintext public model");
     const char *scheme = ee_gguf_get_str(enc, "ee.scheme", NULL);
     if (!scheme || strncmp(scheme, "ee-llama-", 9) != 0)
-        return ee_err_set(err, "--model: scheme '%s' is not one this audit attacks (ee-llama-*)",
-                          scheme ? scheme : "?");
+        return ee_err_set(err, "--model: scheme '%s' is not one this audit attacks (ee-llama-*, "
+                               "ee-bert-*)", scheme ? scheme : "?");
     ee_llama_hparams hq;
     if (ee_llama_read_hparams(enc, hp, err)) return ee_err_wrap(err, "--model");
     if (ee_llama_read_hparams(pub, &hq, err)) return ee_err_wrap(err, "--public");
@@ -849,6 +849,14 @@ int ee_audit_run(const ee_gguf *enc, const ee_gguf *pub, const ee_audit_opts *op
     if (!(a.o.perturb >= 0 && a.o.perturb <= 10))
         return ee_err_set(err, "perturbation %g is outside [0, 10]", a.o.perturb);
     a.rng = a.o.seed * 0x9E3779B97F4A7C15ull + 1;
+    const char *scheme = ee_gguf_get_str(enc, "ee.scheme", NULL);
+    if (scheme && strncmp(scheme, "ee-bert-", 8) == 0 && !ee_model_is_encrypted(pub)) {
+        const char *parch = ee_gguf_get_str(pub, "general.architecture", NULL);
+        if (!parch || strcmp(parch, "bert") != 0)
+            return ee_err_set(err, "--public: architecture '%s', but the encrypted model is a "
+                                   "bert encoder", parch ? parch : "?");
+        return ee_audit_bert_run(enc, pub, opts, res, err);
+    }
     if (check_inputs(enc, pub, &a.hp, err)) return -1;
     const ee_llama_hparams *hp = &a.hp;
     res->n_vocab = hp->n_vocab, res->n_layer = hp->n_layer, res->n_embd = hp->n_embd;
@@ -883,6 +891,8 @@ int ee_audit_run(const ee_gguf *enc, const ee_gguf *pub, const ee_audit_opts *op
 void ee_audit_result_free(ee_audit_result *res) {
     free(res->vocab_map);
     free(res->vocab_sure);
+    free(res->resid_map);
     res->vocab_map = NULL;
     res->vocab_sure = NULL;
+    res->resid_map = NULL;
 }

@@ -47,7 +47,10 @@ typedef struct ee_audit_result {
     int32_t *vocab_map;        /* [n_vocab] encrypted id -> public id (best match) */
     uint8_t *vocab_sure;       /* [n_vocab] 1 if that match is unambiguous */
     double vocab_recovered;    /* fraction of encrypted ids matched unambiguously */
-    /* residual rotation */
+    /* residual permutation (encoders: the stream can only be permuted) */
+    int32_t *resid_map;        /* [n_embd] encrypted coordinate -> public coordinate, or NULL */
+    double resid_perm_recovered; /* fraction of coordinates matched unambiguously */
+    /* residual rotation (Llama) */
     double rot_residual0;      /* ||X R - Y|| / ||Y|| on layer-0 gate rows, after stage 1 */
     double rot_residual;       /* the same over all matched MLP vectors, final */
     const char *rot_start;     /* which start the rotation came from (static string) */
@@ -63,11 +66,15 @@ typedef struct ee_audit_result {
     double seconds, seconds_rotation, seconds_vocab, seconds_heads;
 } ee_audit_result;
 
-/* enc: an encrypted Llama GGUF; pub: a plaintext model of the same shape.
+/* enc: an encrypted Llama or BERT GGUF (dispatched on the architecture;
+ * BERT: ee_audit_bert.c); pub: a plaintext model of the same shape.
  * Fails with a message naming the problem for a plaintext enc, an
  * encrypted pub, another architecture, or mismatched shapes. */
 int ee_audit_run(const ee_gguf *enc, const ee_gguf *pub, const ee_audit_opts *opts,
                  ee_audit_result *res, ee_err *err);
 void ee_audit_result_free(ee_audit_result *res);
+/* The encoder attack (ee_audit_run calls it for general.architecture bert). */
+int ee_audit_bert_run(const ee_gguf *enc, const ee_gguf *pub, const ee_audit_opts *opts,
+                      ee_audit_result *res, ee_err *err);
 
 #endif

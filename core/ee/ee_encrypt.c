@@ -28,7 +28,9 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
         if (strcmp(si->arch, arch) != 0)
             return ee_err_set(err, "scheme '%s' encrypts %s models, not %s", si->id, si->arch,
                               arch);
-        return ARCHS[i].encrypt(plain, key, si->id, opts, out_path, stats, err);
+        int rc = ARCHS[i].encrypt(plain, key, si->id, opts, out_path, stats, err);
+        if (rc == 0 && stats) stats->scheme = si->id;
+        return rc;
     }
     return ee_err_set(err, "no encryption scheme for architecture '%.64s' (supported: llama, bert)",
                       arch ? arch : "(general.architecture missing)");

@@ -23,6 +23,7 @@ typedef struct ee_encrypt_stats {
     double write_ms;     /* writing the file */
     uint64_t out_bytes;
     char key_id[EE_KEY_ID_HEX]; /* ee.key_id written (the scheme key's id) */
+    const char *scheme;         /* ee.scheme written (static string) */
 } ee_encrypt_stats;
 
 /* Encrypt plain under key into out_path (atomic). Refuses an already

@@ -140,6 +140,8 @@ int cmd_audit(int argc, char **argv) {
         json_object_set_new(j, "perturb", jnum(o.perturb));
         json_object_set_new(j, "vocab_recovered", jnum(r.vocab_recovered));
         if (correct >= 0) json_object_set_new(j, "vocab_correct", jnum(correct));
+        if (r.resid_map)
+            json_object_set_new(j, "residual_perm_recovered", jnum(r.resid_perm_recovered));
         json_object_set_new(j, "rotation_residual_layer0", jnum(r.rot_residual0));
         json_object_set_new(j, "rotation_residual", jnum(r.rot_residual));
         json_object_set_new(j, "rotation_start", json_string(r.rot_start ? r.rot_start : "?"));
@@ -171,9 +173,14 @@ int cmd_audit(int argc, char **argv) {
         printf("  vocabulary       %.2f%% of %d token ids recovered unambiguously", 100 * r.vocab_recovered,
                r.n_vocab);
         if (correct >= 0) printf(" (checked with --key: %.2f%% correct)", 100 * correct);
-        printf("\n  residual rotation relative residual %.2g over all matched MLP vectors (start: %s,\n"
-               "                   %d refinement rounds)\n",
-               r.rot_residual, r.rot_start ? r.rot_start : "?", r.rounds);
+        if (r.resid_map)
+            printf("\n  residual perm.   %.2f%% of %d coordinates recovered unambiguously (an encoder's\n"
+                   "                   stream can only be permuted: its embeddings are readable)\n",
+                   100 * r.resid_perm_recovered, r.n_embd);
+        else
+            printf("\n  residual rotation relative residual %.2g over all matched MLP vectors (start: %s,\n"
+                   "                   %d refinement rounds)\n",
+                   r.rot_residual, r.rot_start ? r.rot_start : "?", r.rounds);
         printf("  MLP permutations %.2f%% of channels, %d of %d layers complete; scales agree to %.2g\n",
                100 * r.mlp_perm_recovered, r.mlp_layers_full, r.n_layer, r.mlp_scale_spread);
         printf("  per-head maps    q %.0f%%, k %.0f%%, v %.0f%% of heads (median residual %.2g)\n",

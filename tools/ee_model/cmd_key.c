@@ -45,7 +45,7 @@ int cmd_encrypt(int argc, char **argv) {
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("encrypt", err.msg);
     if (f[HELP].present) {
         printf("usage: ee-model encrypt --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
-               "         [--type f32|f16|bf16|q8_0|q4_0|q4_1] [--scheme ee-llama-v2|ee-llama-v1]\n"
+               "         [--type f32|f16|bf16|q8_0|q4_0|q4_1] [--scheme ee-llama-v2|ee-llama-v1|ee-bert-v1]\n"
                "         [--quantizer search|ref] [--keep-ffn-scales] [--threads N]\n"
                "  Applies the key's equivariant transforms to the weights once and writes a\n"
                "  standard GGUF that workers run without the key (docs/EE.md). The transforms\n"
@@ -111,7 +111,7 @@ int cmd_encrypt(int argc, char **argv) {
         fprintf(stderr,
                 "encrypted %s -> %s (%s, key id %s, %s): derive %.0f ms, transform %.0f ms, write %.0f "
                 "ms, %.1f MB\n",
-                f[MODEL].value, f[OUT].value, o.scheme ? o.scheme : EE_SCHEME_ID, st.key_id, ee_dtype_get(o.out_type)->name,
+                f[MODEL].value, f[OUT].value, st.scheme, st.key_id, ee_dtype_get(o.out_type)->name,
                 st.derive_ms, st.transform_ms, st.write_ms, st.out_bytes / 1e6);
     ee_key_wipe(&k);
     ee_gguf_close(g);
