@@ -1,0 +1,29 @@
+/* Internals shared by ee_wordpiece.c, ee_wp_gguf.c and ee_wp_decode.c.
+ * Not a public header. */
+#ifndef EE_WP_INTERNAL_H
+#define EE_WP_INTERNAL_H
+
+#include "ee_wordpiece.h"
+
+#include <stdint.h>
+
+struct ee_wordpiece {
+    int32_t n_vocab;
+    /* Token strings in WordPiece form, one arena, NUL after each. */
+    char *arena;
+    uint32_t *off, *len;
+    uint8_t *type;
+    /* WordPiece form -> id, open addressing, -1 empty. */
+    int32_t *slots;
+    uint32_t mask;
+    /* Longest word-initial token, longest continuation without "##"
+     * (bytes): no longer piece can match. */
+    uint32_t max_first, max_cont;
+    int32_t unk, cls, sep, pad, mask_id;
+    /* CONTROL tokens, longest first, for parsing them in text. */
+    int32_t *special;
+    int n_special;
+    uint8_t special_first[256];  /* 1 if some special token starts with it */
+};
+
+#endif
