@@ -77,7 +77,11 @@ def phantom(tok, control):
 
 
 def write_vocab_gguf(out, files):
+    import logging
+
     import gguf
+
+    logging.getLogger("gguf.vocab").setLevel(logging.ERROR)  # "no handler for cls": written below
 
     doc = json.loads(files["tokenizer.json"])
     vocab = doc["model"]["vocab"]
