@@ -27,34 +27,37 @@ static uint64_t fnv(uint64_t h, const char *s, size_t n) {
     return h;
 }
 
-static uint32_t slot_of(uint64_t h, uint32_t mask) { return (uint32_t)(h ^ (h >> 29)) & mask; }
+static uint64_t mix(uint64_t h) { return h ^ (h >> 29); }
 
-/* Id of "##" + s[0..n) when cont, else of s[0..n); -1 if absent. */
-static int32_t lookup(const ee_wordpiece *t, bool cont, const char *s, size_t n) {
-    uint64_t h = cont ? fnv(FNV_INIT, "##", 2) : FNV_INIT;
-    size_t p = cont ? 2 : 0;
-    for (uint32_t i = slot_of(fnv(h, s, n), t->mask);; i = (i + 1) & t->mask) {
-        int32_t id = t->slots[i];
+/* Id of "##" + s[0..n) when cont, else of s[0..n), whose FNV-1a hash
+ * (over the "##" too) is h; -1 if absent. */
+static int32_t lookup_h(const ee_wordpiece *t, bool cont, const char *s, size_t n, uint64_t h) {
+    h = mix(h);
+    const uint32_t tag = (uint32_t)(h >> 32);
+    const size_t p = cont ? 2 : 0;
+    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
+        int32_t id = t->slots[i].id;
         if (id < 0) return -1;
+        if (t->slots[i].tag != tag || t->len[id] != n + p) continue;
         const char *k = t->arena + t->off[id];
-        if (t->len[id] == n + p && (!cont || (k[0] == '#' && k[1] == '#')) && memcmp(k + p, s, n) == 0)
-            return id;
+        if ((!cont || (k[0] == '#' && k[1] == '#')) && memcmp(k + p, s, n) == 0) return id;
     }
 }
 
 int32_t ee_wordpiece_token_id(const ee_wordpiece *t, const char *str, size_t len) {
     if (!t || (!str && len)) return -1;
-    return lookup(t, false, str ? str : "", len);
+    return lookup_h(t, false, str ? str : "", len, fnv(FNV_INIT, str ? str : "", len));
 }
 
 /* Later duplicates replace earlier ones: the highest id wins. */
 static void vocab_insert(ee_wordpiece *t, int32_t id) {
     const char *s = t->arena + t->off[id];
     size_t n = t->len[id];
-    for (uint32_t i = slot_of(fnv(FNV_INIT, s, n), t->mask);; i = (i + 1) & t->mask) {
-        int32_t o = t->slots[i];
+    uint64_t h = mix(fnv(FNV_INIT, s, n));
+    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
+        int32_t o = t->slots[i].id;
         if (o < 0 || (t->len[o] == n && memcmp(t->arena + t->off[o], s, n) == 0)) {
-            t->slots[i] = id;
+            t->slots[i] = (struct ee_wp_slot){id, (uint32_t)(h >> 32)};
             return;
         }
     }
@@ -158,7 +161,7 @@ int ee_wordpiece_open_arrays(ee_wordpiece **out, const ee_wordpiece_arrays *a, e
     t->type = malloc((size_t)nv);
     t->slots = malloc(sizeof *t->slots * (size_t)cap);
     if (!t->arena || !t->off || !t->len || !t->type || !t->slots) goto oom;
-    memset(t->slots, 0xFF, sizeof *t->slots * (size_t)cap);
+    for (uint32_t i = 0; i < cap; i++) t->slots[i].id = -1;
 
     uint32_t off = 0;
     for (int32_t i = 0; i < nv; i++) {
@@ -206,6 +209,7 @@ typedef struct {
     const ee_wordpiece *t;
     int32_t *ids;
     size_t cap, n;  /* n counts every id, written or not */
+    uint64_t cont_h; /* hash of "##" */
 } enc_ctx;
 
 static void push(enc_ctx *c, int32_t id) {
@@ -221,12 +225,15 @@ static int wp_word(const char *w, size_t len, size_t n_chars, void *vctx) {
         return 0;
     }
     const size_t mark = c->n;
+    uint64_t h[EE_WP_MAX_WORD_BYTES + 1]; /* h[k]: hash of the candidate of k bytes */
     for (size_t start = 0; start < len;) {
         size_t room = start ? t->max_cont : t->max_first;
         size_t end = len - start > room ? start + room : len;
         while (end > start && end < len && ((unsigned char)w[end] & 0xC0) == 0x80) end--;
+        h[0] = start ? c->cont_h : FNV_INIT;
+        for (size_t k = 0; k < end - start; k++) h[k + 1] = (h[k] ^ (unsigned char)w[start + k]) * 1099511628211ull;
         int32_t id = -1;
-        while (end > start && (id = lookup(t, start > 0, w + start, end - start)) < 0) {
+        while (end > start && (id = lookup_h(t, start > 0, w + start, end - start, h[end - start])) < 0) {
             do end--;
             while (end > start && ((unsigned char)w[end] & 0xC0) == 0x80);
         }
@@ -260,7 +267,7 @@ int ee_wordpiece_encode_opts(const ee_wordpiece *t, const char *text, size_t len
     if (!t || !n_out || (!text && len) || (!ids && cap))
         return ee_err_set(err, "wordpiece_encode: invalid arguments");
     ee_wordpiece_opts o = opts ? *opts : (ee_wordpiece_opts){.add_cls_sep = true, .parse_special = true};
-    enc_ctx c = {.t = t, .ids = ids, .cap = cap};
+    enc_ctx c = {.t = t, .ids = ids, .cap = cap, .cont_h = fnv(FNV_INIT, "##", 2)};
     if (o.add_cls_sep) push(&c, t->cls);
     size_t frag = 0;
     if (o.parse_special && t->n_special) {

@@ -13,8 +13,13 @@ struct ee_wordpiece {
     char *arena;
     uint32_t *off, *len;
     uint8_t *type;
-    /* WordPiece form -> id, open addressing, -1 empty. */
-    int32_t *slots;
+    /* WordPiece form -> id, open addressing: id (-1 empty) and the high
+     * half of the key's hash, which settles most misses without touching
+     * the strings. */
+    struct ee_wp_slot {
+        int32_t id;
+        uint32_t tag;
+    } *slots;
     uint32_t mask;
     /* Longest word-initial token, longest continuation without "##"
      * (bytes): no longer piece can match. */

@@ -110,7 +110,7 @@ static void flush_word(wp_state *st) {
 /* A code point of the normalized text. */
 static void emit(wp_state *st, uint32_t cp) {
     unsigned char u[4];
-    int k = ee_unicode_utf8_encode(cp, u);
+    int k = cp < 0x80 ? (u[0] = (unsigned char)cp, 1) : ee_unicode_utf8_encode(cp, u);
     if (!st->fn) {
         for (int i = 0; i < k; i++, st->olen++)
             if (st->olen + 1 < st->cap) st->out[st->olen] = (char)u[i];
@@ -198,7 +198,15 @@ static void run_pass(wp_state *st, const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len && !st->rc;) {
         uint32_t cp = s[i];
-        int k = cp < 0x80 ? 1 : ee_unicode_utf8_decode(s + i, len - i, &cp);
+        if (cp < 0x80) { /* ASCII: a starter without decomposition or mark */
+            unsigned f = ee_wp_flags(cp);
+            i++;
+            if (f & EE_WP_REMOVE) continue;
+            if (st->n_run || st->n_run_extra) flush_run(st);
+            emit(st, f & EE_WP_SPACE ? ' ' : cp - 'A' < 26u ? cp + 32 : cp);
+            continue;
+        }
+        int k = ee_unicode_utf8_decode(s + i, len - i, &cp);
         if (k == 0) {  /* ill-formed: U+FFFD, which clean_text drops */
             i++;
             continue;
