@@ -26,7 +26,7 @@ static const char *const VOCAB[] = {
     "##c", "e", "i", "x", "y", "##y", ",", ".", "!", "?", "[", "]", "'", "-", "$", "+",
     "\xE2\x80\x94",                 /* U+2014 em dash */
     "\xC2\xBF",                     /* U+00BF inverted question mark */
-    "cafe", "strasse", "stra\xC3\x9F" "e",
+    "cafe", "strasse", ("stra\xC3\x9F" "e"),
     "\xC4\xB1",                     /* U+0131 dotless i */
     "\xCF\x83",                     /* sigma */
     "\xCE\xBF\xCE\xB4\xCE\xBF\xCF\x83", /* "οδοσ" */
