@@ -21,7 +21,7 @@ Usage:
       and lists disagreements (Unicode version skew between Python and the
       Rust/Oniguruma tables shows up here).
   .cache/venv/bin/python tools/gen_unicode_tables.py --wp [--wp-out core/ee_wp_tables.c]
-      the WordPiece (BERT) normalizer's tables, see wp_probe() below.
+      the WordPiece (BERT) normalizer's tables (tools/gen_wp_tables.py says how).
   .cache/venv/bin/python tools/gen_unicode_tables.py --wp-report
       where those tables differ from Python's unicodedata, and why.
 """
