@@ -364,12 +364,13 @@ bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 # inputs go to build/fuzz/work/T, crashes to build/fuzz/crash-T-*.
 # make fuzz FUZZ_SECONDS=N runs each target N s; make test runs a short
 # smoke run of each (FUZZ_SMOKE_SECONDS).
-FUZZ_TARGETS = request sealed reply gguf tokenizer config
+FUZZ_TARGETS = request sealed reply gguf tokenizer config wordpiece
 FUZZ_CC      = clang
 FUZZ_SAN     = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE    = base/ee_error base/ee_buf text/ee_chat_tmpl svc/ee_proto base/ee_gguf_read base/ee_dtype text/ee_tokenizer \
                text/ee_tok_pretok text/ee_unicode text/ee_unicode_tables text/ee_chat svc/ee_config \
-               ee/ee_seal ee/ee_key
+               ee/ee_seal ee/ee_key \
+               text/ee_wordpiece text/ee_wp_gguf text/ee_wp_decode text/ee_wp_normalize text/ee_wp_tables
 FUZZ_OBJ     = $(FUZZ_CORE:%=$(BUILD)/fuzz/obj/core/%.o)
 FUZZ_BINS    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 FUZZ_SECONDS ?= 60

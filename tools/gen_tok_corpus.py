@@ -306,19 +306,22 @@ def corpus():
     return lines
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="tests/data/tok_corpus.txt")
-    a = ap.parse_args()
-    lines = corpus()
-    with open(a.out, "w", encoding="utf-8", newline="\n") as f:
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
         for s in lines:
             j = json.dumps(s, ensure_ascii=False)
             # Keep characters some line readers treat as line breaks escaped.
             for ch in ("\u0085", "\u2028", "\u2029"):
                 j = j.replace(ch, "\\u%04x" % ord(ch))
             f.write(j + "\n")
-    print("wrote %s: %d lines" % (a.out, len(lines)))
+    print("wrote %s: %d lines" % (path, len(lines)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="tests/data/tok_corpus.txt")
+    a = ap.parse_args()
+    write_lines(a.out, corpus())
 
 
 if __name__ == "__main__":

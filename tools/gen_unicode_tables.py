@@ -20,6 +20,10 @@ Usage:
       compares every code point's class with what the HF pre-tokenizers do
       and lists disagreements (Unicode version skew between Python and the
       Rust/Oniguruma tables shows up here).
+  .cache/venv/bin/python tools/gen_unicode_tables.py --wp [--wp-out core/text/ee_wp_tables.c]
+      the WordPiece (BERT) normalizer's tables (tools/gen_wp_tables.py says how).
+  .cache/venv/bin/python tools/gen_unicode_tables.py --wp-report
+      where those tables differ from Python's unicodedata, and why.
 """
 import argparse
 import sys
@@ -135,9 +139,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="core/text/ee_unicode_tables.c")
     ap.add_argument("--check-hf", action="store_true")
+    ap.add_argument("--wp", action="store_true", help="write the WordPiece tables only")
+    ap.add_argument("--wp-out", default="core/text/ee_wp_tables.c")
+    ap.add_argument("--wp-report", action="store_true")
     a = ap.parse_args()
     if a.check_hf:
         sys.exit(1 if check_hf() else 0)
+    if a.wp_report:
+        import gen_wp_tables
+        sys.exit(gen_wp_tables.report())
+    if a.wp:
+        import gen_wp_tables
+        gen_wp_tables.write_c(a.wp_out)
+        return
     write_c(a.out)
 
 
