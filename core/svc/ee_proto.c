@@ -28,6 +28,7 @@ static const char *const code_names[EE_PROTO_E_COUNT] = {
     [EE_PROTO_E_UNAUTHENTICATED] = "unauthenticated",
     [EE_PROTO_E_FORBIDDEN] = "forbidden",
     [EE_PROTO_E_REPLAYED] = "replayed",
+    [EE_PROTO_E_UNSUPPORTED_TASK] = "unsupported_task",
 };
 
 /* ---- job kinds ------------------------------------------------------------ */
@@ -35,6 +36,8 @@ static const char *const code_names[EE_PROTO_E_COUNT] = {
 static const ee_proto_task_info TASKS[] = {
     /* task              wire name   input                  final reply */
     {EE_TASK_GENERATE, "generate", "encrypted prompt ids", "encrypted generated ids"},
+    {EE_TASK_EMBED,    "embed",    "encrypted ids of one text ([CLS] .. [SEP])",
+                                   "the encrypted embedding (floats)"},
 };
 
 const ee_proto_task_info *ee_proto_task_find(const char *name) {
@@ -416,6 +419,8 @@ static int parse_fields(json_t *root, const ee_proto_limits *lim, ee_proto_reque
         if (!json_is_boolean(v))
             FAIL(EE_PROTO_E_BAD_REQUEST, "stream: must be a boolean, not %s", type_name(v));
         r->stream = json_is_true(v);
+        if (r->stream && r->task_kind != EE_TASK_GENERATE)
+            FAIL(EE_PROTO_E_BAD_REQUEST, "stream: only generate jobs stream (task is %s)", r->task);
     }
 
     if ((v = opt(root, "session"))) {
@@ -575,8 +580,9 @@ char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
 
 char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
     if (!r || !r->id) return ee_err_set(err, "reply: id is required"), NULL;
-    if (r->ok && r->final && !r->finish_reason)
-        return ee_err_set(err, "reply: a final ok reply needs finish_reason"), NULL;
+    if (r->ok && r->final && !r->finish_reason && !r->embedding)
+        return ee_err_set(err, "reply: a final ok reply needs finish_reason or an embedding"),
+               NULL;
     if (r->ok && r->n_tokens && !r->tokens)
         return ee_err_set(err, "reply: tokens is NULL with n_tokens > 0"), NULL;
     if (!r->ok && (r->error_code <= EE_PROTO_OK || r->error_code >= EE_PROTO_E_COUNT))
@@ -591,10 +597,19 @@ char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
     put(root, "final", json_boolean(r->ok ? r->final : true), &bad);
     if (r->ok) {
         json_t *o = json_object();
-        if (o) put(o, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
+        if (o && r->embedding) {
+            json_t *a = json_array();
+            for (size_t i = 0; a && i < r->dim; i++) {
+                if (!isfinite(r->embedding[i])) bad = true;
+                if (json_array_append_new(a, json_real(r->embedding[i]))) bad = true;
+            }
+            put(o, "embedding", a, &bad);
+        } else if (o) {
+            put(o, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
+        }
         put(root, "output", o, &bad);
         if (r->final) {
-            put(root, "finish_reason", json_string(r->finish_reason), &bad);
+            if (r->finish_reason) put(root, "finish_reason", json_string(r->finish_reason), &bad);
             json_t *u = json_object();
             if (u) {
                 put(u, "prompt_tokens", json_integer(r->prompt_tokens), &bad);
@@ -703,22 +718,39 @@ static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
     }
     json_t *o = json_object_get(root, "output");
     if (!json_is_object(o)) return ee_err_set(err, "output: must be an object");
-    json_t *t = json_object_get(o, "tokens");
-    if (!json_is_array(t)) return ee_err_set(err, "output.tokens: must be an array");
-    size_t n = json_array_size(t);
-    if (n) {
-        r->tokens = malloc(n * sizeof *r->tokens);
-        if (!r->tokens) return ee_err_set(err, "out of memory");
+    json_t *emb = json_object_get(o, "embedding");
+    if (emb) {
+        if (!json_is_array(emb) || json_array_size(emb) == 0 || json_array_size(emb) > (1u << 20))
+            return ee_err_set(err, "output.embedding: must be a non-empty array of numbers");
+        size_t n = json_array_size(emb);
+        r->embedding = malloc(n * sizeof *r->embedding);
+        if (!r->embedding) return ee_err_set(err, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(emb, i);
+            if (!json_is_number(e) || !isfinite(json_number_value(e)))
+                return ee_err_set(err, "output.embedding[%zu]: must be a finite number", i);
+            r->embedding[i] = (float)json_number_value(e);
+        }
+        r->dim = n;
+    } else {
+        json_t *t = json_object_get(o, "tokens");
+        if (!json_is_array(t)) return ee_err_set(err, "output.tokens: must be an array");
+        size_t n = json_array_size(t);
+        if (n) {
+            r->tokens = malloc(n * sizeof *r->tokens);
+            if (!r->tokens) return ee_err_set(err, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(t, i);
+            if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+                json_integer_value(e) > INT32_MAX)
+                return ee_err_set(err, "output.tokens[%zu]: must be a token id", i);
+            r->tokens[i] = (int32_t)json_integer_value(e);
+        }
+        r->n_tokens = n;
     }
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(t, i);
-        if (!json_is_integer(e) || json_integer_value(e) < 0 ||
-            json_integer_value(e) > INT32_MAX)
-            return ee_err_set(err, "output.tokens[%zu]: must be a token id", i);
-        r->tokens[i] = (int32_t)json_integer_value(e);
-    }
-    r->n_tokens = n;
-    if (rep_str(root, "finish_reason", "finish_reason", r->final, &r->finish_reason, err))
+    if (rep_str(root, "finish_reason", "finish_reason", r->final && !r->embedding,
+                &r->finish_reason, err))
         return -1;
     json_t *u = json_object_get(root, "usage");
     if (json_is_object(u)) {
@@ -762,6 +794,7 @@ void ee_proto_reply_free(ee_proto_reply *r) {
     if (!r) return;
     free(r->id);
     free(r->tokens);
+    free(r->embedding);
     free(r->finish_reason);
     free(r->worker);
     free(r->error_message);

@@ -82,6 +82,8 @@ typedef enum ee_proto_code {
     EE_PROTO_E_UNAUTHENTICATED,     /* unsigned, badly signed, unknown tenant, unopenable */
     EE_PROTO_E_FORBIDDEN,           /* the tenant may not use this model or class */
     EE_PROTO_E_REPLAYED,            /* id seen within the window, or timestamp outside it */
+    /* appended: job kinds */
+    EE_PROTO_E_UNSUPPORTED_TASK,    /* a known task the named model does not do */
     EE_PROTO_E_COUNT
 } ee_proto_code;
 
@@ -132,7 +134,8 @@ typedef struct ee_proto_params {
 /* Job kinds: the `task` field (table in ee_proto.c). New kinds are
  * appended; a worker advertises and routes each like generate. */
 typedef enum ee_proto_task {
-    EE_TASK_GENERATE = 0, /* encrypted ids in, encrypted ids out */
+    EE_TASK_GENERATE = 0, /* encrypted ids in, encrypted ids out (decoders) */
+    EE_TASK_EMBED = 1,    /* encrypted ids in, an encrypted embedding out (encoders) */
     EE_TASK_COUNT
 } ee_proto_task;
 
@@ -194,7 +197,9 @@ typedef struct ee_proto_reply {
     /* ok: */
     int32_t *tokens;     /* encrypted; partials: new tokens; final: all */
     size_t n_tokens;
-    char *finish_reason; /* final ok replies: "stop", "length", ... else NULL */
+    float *embedding;    /* embed: the encrypted embedding (final reply), else NULL */
+    size_t dim;
+    char *finish_reason; /* final ok generate replies: "stop", "length", ... else NULL */
     uint32_t prompt_tokens, completion_tokens; /* usage (final ok replies) */
     double queue_ms, prefill_ms, decode_ms;    /* timings (final ok replies) */
     char *worker;        /* worker instance name; may be NULL */

@@ -12,6 +12,7 @@
  * - Names: topics, groups, validators, class choice, error codes, DLQ
  *   headers, deadlines. */
 #include <check.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -243,7 +244,8 @@ static const bad_case BAD[] = {
     {"model", LONG_MODEL, EE_PROTO_E_BAD_REQUEST, "model:"},
     /* task */
     {"task", NULL, EE_PROTO_E_BAD_REQUEST, "task: missing"},
-    {"task", "\"embed\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
+    {"task", "\"search\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
+    {"task", "\"Embed\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
     {"task", "\"Generate\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
     {"task", "1", EE_PROTO_E_BAD_REQUEST, "task: must be a string"},
     /* key_id */
@@ -586,6 +588,58 @@ START_TEST(reply_ok_final_round_trip) {
 }
 END_TEST
 
+/* embed: the task is in the table, cannot stream, and its final reply
+ * carries an embedding instead of tokens and finish_reason. */
+START_TEST(embed_request_and_reply) {
+    ee_proto_request r;
+    ee_proto_error e;
+    const char *req = "{\"v\":1,\"id\":\"e-1\",\"reply_to\":\"r\",\"model\":\"minilm\","
+                      "\"task\":\"embed\",\"key_id\":\"0123456789abcdef0123456789abcdef\","
+                      "\"input\":{\"tokens\":[1,2,3]}}";
+    ck_assert_int_eq(parse_str(req, &r, &e), 0);
+    ck_assert_int_eq(r.task_kind, EE_TASK_EMBED);
+    ck_assert_str_eq(r.task, "embed");
+    ck_assert_str_eq(ee_proto_task_get(EE_TASK_EMBED)->name, "embed");
+    ck_assert_ptr_null(ee_proto_task_find("search"));
+    ee_proto_request_free(&r);
+    const char *streamed = "{\"v\":1,\"id\":\"e-2\",\"reply_to\":\"r\",\"model\":\"minilm\","
+                           "\"task\":\"embed\",\"key_id\":\"0123456789abcdef0123456789abcdef\","
+                           "\"input\":{\"tokens\":[1]},\"stream\":true}";
+    ck_assert_int_eq(parse_str(streamed, &r, &e), -1);
+    ck_assert_int_eq(e.code, EE_PROTO_E_BAD_REQUEST);
+    ck_assert_ptr_nonnull(strstr(e.message, "stream"));
+
+    float emb[4] = {0.5f, -0.25f, 1e-7f, 0.0078125f};
+    ee_proto_reply rep = {.id = "e-1", .ok = true, .final = true, .embedding = emb, .dim = 4,
+                          .prompt_tokens = 3, .prefill_ms = 2.5};
+    ee_err err;
+    char *js = ee_proto_reply_to_json(&rep, &err);
+    ck_assert_msg(js != NULL, "%s", err.msg);
+    json_error_t je;
+    json_t *j = json_loads(js, JSON_REJECT_DUPLICATES, &je);
+    json_t *a = json_object_get(json_object_get(j, "output"), "embedding");
+    ck_assert_int_eq(json_array_size(a), 4);
+    ck_assert_double_eq(json_real_value(json_array_get(a, 1)), -0.25);
+    ck_assert_ptr_null(json_object_get(j, "finish_reason"));
+    json_decref(j);
+    ee_proto_reply b;
+    ck_assert_int_eq(ee_proto_parse_reply(js, strlen(js), &b, &err), 0);
+    ck_assert_uint_eq(b.dim, 4);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(b.embedding[i], emb[i]); /* round trip exact */
+    ck_assert_ptr_null(b.tokens);
+    ck_assert_double_eq(b.prefill_ms, 2.5);
+    ee_proto_reply_free(&b);
+    free(js);
+    /* a non-finite value is refused on both sides */
+    emb[2] = NAN;
+    ck_assert_ptr_null(ee_proto_reply_to_json(&rep, &err));
+    const char *badrep = "{\"v\":1,\"id\":\"x\",\"status\":\"ok\",\"seq\":0,\"final\":true,"
+                         "\"output\":{\"embedding\":[1,\"a\"]}}";
+    ck_assert_int_eq(ee_proto_parse_reply(badrep, strlen(badrep), &b, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "output.embedding[1]"));
+}
+END_TEST
+
 START_TEST(reply_partial_round_trip) {
     int32_t toks[] = {5};
     ee_proto_reply r = {.id = "s", .ok = true, .seq = 0, .final = false, .tokens = toks,
@@ -697,7 +751,8 @@ START_TEST(error_codes) {
                                         "bad_token",     "expired",
                                         "overloaded",    "internal",
                                         "shutting_down", "unauthenticated",
-                                        "forbidden",     "replayed"};
+                                        "forbidden",     "replayed",
+                                        "unsupported_task"};
     ck_assert_int_eq(sizeof names / sizeof names[0], EE_PROTO_E_COUNT - 1);
     for (int c = 1; c < EE_PROTO_E_COUNT; c++) {
         ck_assert_str_eq(ee_proto_code_name((ee_proto_code)c), names[c - 1]);
@@ -825,6 +880,7 @@ Suite *suite_proto(void) {
     tc = tcase_create("reply");
     tcase_add_test(tc, reply_ok_final_round_trip);
     tcase_add_test(tc, reply_partial_round_trip);
+    tcase_add_test(tc, embed_request_and_reply);
     tcase_add_test(tc, reply_error_round_trip);
     tcase_add_test(tc, reply_parse_refusals);
     suite_add_tcase(s, tc);
