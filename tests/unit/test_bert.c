@@ -675,6 +675,68 @@ START_TEST(import_errors) {
 }
 END_TEST
 
+/* ee-model import / embed: the JSON contract on the synthetic model, and
+ * bad input named in one line. */
+static void cli_expect(const char *args, int want_status, const char *needle) {
+    char cmd[8192], *out = NULL, *err_text = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model %s", ee_test_bindir(), args);
+    int st = ee_test_run(cmd, &out, &err_text);
+    ck_assert_msg(st == want_status, "`%s`: status %d (want %d): %s", args, st, want_status,
+                  err_text);
+    if (needle)
+        ck_assert_msg(strstr(want_status ? err_text : out, needle), "`%s`: output lacks '%s': %s%s",
+                      args, needle, out, err_text);
+    free(out);
+    free(err_text);
+}
+
+START_TEST(cli_contract) {
+    syn_opts o = syn_default();
+    char *dir = ee_test_mkdtemp("bert-cli");
+    syn_write(dir, &o);
+    char a[4096];
+    snprintf(a, sizeof a, "import --from '%s' --out '%s/c.gguf' --type f16", dir, dir);
+    cli_expect(a, 0, "f16 weights, 37 tensors");
+    snprintf(a, sizeof a, "embed --model '%s/c.gguf' --tokens 2,5,6,7,3 --json", dir);
+    char cmd[8192], *out = NULL, *err_text = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ee-model %s", ee_test_bindir(), a);
+    ck_assert_int_eq(ee_test_run(cmd, &out, &err_text), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    ck_assert_msg(j != NULL, "%s: %s", je.text, out);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "embedding")), D);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "n_tokens")), 5);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "n_embd")), D);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "max_seq_length")), MAXSEQ);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "pooling")), "mean");
+    ck_assert(json_is_true(json_object_get(j, "normalized")));
+    ck_assert(json_is_string(json_object_get(j, "model")));
+    ck_assert(json_is_number(json_object_get(j, "ms")));
+    json_decref(j);
+    free(out);
+    free(err_text);
+
+    snprintf(a, sizeof a, "embed --model '%s/c.gguf' --tokens 2,5,6,7,3 --raw --json", dir);
+    cli_expect(a, 0, "\"normalized\":false");
+    snprintf(a, sizeof a, "embed --model '%s/c.gguf' --tokens 2,99,3", dir);
+    cli_expect(a, 1, "--tokens: token id 99 (item 1) is out of range [0, 40)");
+    snprintf(a, sizeof a, "embed --model '%s/c.gguf' --tokens 2,3 --text hi", dir);
+    cli_expect(a, 1, "give one of --text, --tokens and --tokens-file");
+    snprintf(a, sizeof a, "embed --model '%s/c.gguf' --tokens-file /nonexistent", dir);
+    cli_expect(a, 1, "--tokens-file /nonexistent");
+    snprintf(a, sizeof a, "embed --model '%s/model.safetensors' --tokens 2,3", dir);
+    cli_expect(a, 1, "ee-model embed: ");
+    cli_expect("embed --tokens 2,3", 1, "--model is required");
+    cli_expect("import --out x.gguf", 1, "--from and --out are required");
+    snprintf(a, sizeof a, "import --from '%s' --out '%s/d.gguf' --type q8_0", dir, dir);
+    cli_expect(a, 1, "--type: 'q8_0' is not f32 or f16");
+    snprintf(a, sizeof a, "import --from '%s/1_Pooling' --out '%s/d.gguf'", dir, dir);
+    cli_expect(a, 1, "config.json");
+    ee_test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *suite_bert(void) {
     Suite *s = suite_create("bert");
     TCase *tc = tcase_create("encoder");
@@ -688,6 +750,7 @@ Suite *suite_bert(void) {
     tcase_add_test(tc, load_errors);
     tcase_add_test(tc, embed_errors);
     tcase_add_test(tc, import_errors);
+    tcase_add_test(tc, cli_contract);
     suite_add_tcase(s, tc);
     return s;
 }
