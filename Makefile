@@ -311,11 +311,11 @@ bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 # inputs go to build/fuzz/work/T, crashes to build/fuzz/crash-T-*.
 # make fuzz FUZZ_SECONDS=N runs each target N s; make test runs a short
 # smoke run of each (FUZZ_SMOKE_SECONDS).
-FUZZ_TARGETS = request sealed reply gguf tokenizer config
+FUZZ_TARGETS = request sealed reply gguf tokenizer config safetensors
 FUZZ_CC      = clang
 FUZZ_SAN     = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE    = ee_error ee_proto ee_gguf_read ee_dtype ee_tokenizer ee_tok_pretok ee_unicode \
-               ee_unicode_tables ee_chat ee_config ee_seal ee_key
+               ee_unicode_tables ee_chat ee_config ee_seal ee_key ee_safetensors ee_quant
 FUZZ_OBJ     = $(FUZZ_CORE:%=$(BUILD)/fuzz/obj/core/%.o)
 FUZZ_BINS    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 FUZZ_SECONDS ?= 60
