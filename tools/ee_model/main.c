@@ -24,6 +24,11 @@ static void usage(FILE *f) {
             "  perplexity  --model M.gguf --text-file F [--ref REF.gguf] [--json]\n"
             "              (quality against a reference: KLD, same top token, PPL)\n"
             "\n"
+            "sentence encoders (BERT, e.g. all-MiniLM-L6-v2; docs/ENCODER.md):\n"
+            "  import      --from DIR --out M.gguf [--type f32|f16]   (safetensors -> GGUF)\n"
+            "  embed       --model M.gguf (--text TEXT | --tokens ID,ID,... | --tokens-file F)\n"
+            "              [--batch N] [--json] [--threads N] [--raw]\n"
+            "\n"
             "equivariant encryption (docs/EE.md):\n"
             "  keygen      --out K.eekey\n"
             "  encrypt     --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
@@ -67,6 +72,7 @@ int main(int argc, char **argv) {
         {"convert", cmd_convert},   {"keygen", cmd_keygen},
         {"encrypt", cmd_encrypt},   {"audit", cmd_audit},
         {"key-id", cmd_keyid},      {"perplexity", cmd_perplexity},
+        {"import", cmd_import},     {"embed", cmd_embed},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
