@@ -5,6 +5,9 @@
 #include "cli_args.h"
 #include "cmds.h"
 #include "ee_bert.h"
+#include "ee_key.h"
+#include "ee_scheme.h"
+#include "ee_wordpiece.h"
 #include "ee_gguf.h"
 #include "ee_kernels.h"
 #include "ee_clock.h"
@@ -17,20 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- WordPiece call site -------------------------------------------------
- * --text needs the WordPiece tokenizer (core/ee_wordpiece.h, written on
- * another branch). When the header is in the tree this compiles the call;
- * until then --text fails with a clear message. */
-#if defined(__has_include)
-#if __has_include("ee_wordpiece.h")
-#include "ee_wordpiece.h"
-#define HAVE_WORDPIECE 1
-#endif
-#endif
-
 static int text_to_ids(const ee_gguf *g, const char *text, int32_t **ids, size_t *n,
                        ee_err *err) {
-#ifdef HAVE_WORDPIECE
     ee_wordpiece *wp = NULL;
     if (ee_wordpiece_open_gguf(&wp, g, err)) return -1;
     size_t len = strlen(text), cap = len + 8, need = 0;
@@ -50,14 +41,6 @@ static int text_to_ids(const ee_gguf *g, const char *text, int32_t **ids, size_t
     *ids = v;
     *n = need;
     return 0;
-#else
-    (void)g;
-    (void)text;
-    (void)ids;
-    (void)n;
-    return ee_err_set(err, "--text: the WordPiece tokenizer is not in this build yet; give "
-                           "--tokens (ids from tests/ref/bert_ref.py --print-ids)");
-#endif
 }
 
 /* ---- inputs ---------------------------------------------------------------- */
@@ -128,8 +111,11 @@ static const char *pooling_name(ee_bert_pooling p) {
 }
 
 int cmd_embed(int argc, char **argv) {
-    enum { MODEL, TEXT, TOKENS, TFILE, BATCH, JSON, THREADS, RAW, STORED, HELP, NF };
+    enum { MODEL, TEXT, TOKENS, TFILE, BATCH, JSON, THREADS, RAW, STORED, KEY, PLAIN, SHOWC,
+           HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true},       [TEXT] = {"--text", true},
+                      [KEY] = {"--key", true},           [PLAIN] = {"--plain-model", true},
+                      [SHOWC] = {"--show-ciphertext", false},
                       [TOKENS] = {"--tokens", true},     [TFILE] = {"--tokens-file", true},
                       [BATCH] = {"--batch", true},       [JSON] = {"--json", false},
                       [THREADS] = {"--threads", true},   [RAW] = {"--raw", false},
@@ -147,7 +133,16 @@ int cmd_embed(int argc, char **argv) {
                "  Longer than the model's max_seq_length: cut as sentence-transformers\n"
                "  does. --raw: skip the L2 normalisation. --stored-weights: keep f16 weights\n"
                "  as stored instead of f32 copies. The JSON reports the time spent embedding\n"
-               "  (ms, sentences_per_s).\n");
+               "  (ms, sentences_per_s).\n"
+               "\n"
+               "  Encrypted encoders (ee-model encrypt; docs/EE.md):\n"
+               "    --model ENC.gguf --tokens ENC_IDS      what a worker runs: encrypted ids in,\n"
+               "                                           the encrypted embedding out (no key)\n"
+               "    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf (--text T | --tokens IDS)\n"
+               "                                           the key holder: tokenize with the plain\n"
+               "                                           model, encrypt the ids, run the encrypted\n"
+               "                                           model, decrypt the embedding\n"
+               "    --show-ciphertext                      also print the encrypted ids and vector\n");
         return 0;
     }
     if (!f[MODEL].present) return cmd_fail("embed", "--model is required");
@@ -159,8 +154,18 @@ int cmd_embed(int argc, char **argv) {
         (f[BATCH].present && cli_int("--batch", f[BATCH].value, 1, 1 << 20, &batch, &err)))
         return cmd_fail("embed", err.msg);
     ee_compute_set_threads((int)threads);
+    if (f[KEY].present != f[PLAIN].present)
+        return cmd_fail("embed", "--key and --plain-model go together (the key is bound to the "
+                                 "plain model; its tokenizer makes the ids)");
+    if (f[KEY].present && f[TFILE].present)
+        return cmd_fail("embed", "--key takes --text or --tokens (one sentence)");
 
     int rc = 1;
+    ee_gguf *pg = NULL; /* the plain model (key holder) */
+    ee_vocab_cipher vc = {0};
+    ee_vec_cipher ec = {0};
+    int32_t *enc_ids = NULL, *plain_ids = NULL;
+    float *enc_vec = NULL;
     ee_bert_model *m = NULL;
     sentences s = {0};
     float *out = NULL;
@@ -172,13 +177,56 @@ int cmd_embed(int argc, char **argv) {
     if (!(m = ee_bert_load(g, &lo, &err))) goto done;
     double load_ms = ee_now_ms() - t0;
     const int d = m->hp.n_embd;
+    const bool encrypted = ee_model_is_encrypted(g);
+    if (f[KEY].present) {
+        if (!encrypted) {
+            ee_err_set(&err, "--key: --model is not encrypted (give the file ee-model encrypt made)");
+            goto done;
+        }
+        if (!(pg = ee_gguf_open(f[PLAIN].value, &err))) {
+            ee_err_wrap(&err, "--plain-model");
+            goto done;
+        }
+        if (ee_model_is_encrypted(pg)) {
+            ee_err_set(&err, "--plain-model %s is itself encrypted", f[PLAIN].value);
+            goto done;
+        }
+        ee_key k, sk;
+        if (ee_key_load(&k, f[KEY].value, &err)) goto done;
+        int krc = ee_scheme_key(&k, pg, ee_model_scheme(g), &sk, &err);
+        ee_key_wipe(&k);
+        if (krc == 0) krc = ee_model_check_key(g, &sk, &err);
+        if (krc == 0) krc = ee_vocab_cipher_init(&vc, &sk, (uint32_t)m->hp.n_vocab, &err);
+        if (krc == 0) krc = ee_vec_cipher_init(&ec, &sk, d, &err);
+        ee_key_wipe(&sk);
+        if (krc) goto done;
+    } else if (encrypted && f[TEXT].present) {
+        ee_err_set(&err, "--text: an encrypted model has no tokenizer; give --tokens (encrypted "
+                         "ids), or --key and --plain-model to encrypt the text");
+        goto done;
+    }
     if (f[TEXT].present || f[TOKENS].present) {
         int32_t *ids = NULL;
         size_t n = 0;
-        if (f[TEXT].present ? text_to_ids(g, f[TEXT].value, &ids, &n, &err)
+        if (f[TEXT].present ? text_to_ids(pg ? pg : g, f[TEXT].value, &ids, &n, &err)
                             : cli_token_list("--tokens", f[TOKENS].value, m->hp.n_vocab, &ids,
                                              &n, &err))
             goto done;
+        if (vc.n) { /* key holder: encrypt the ids */
+            enc_ids = malloc(n * sizeof *enc_ids);
+            if (!enc_ids || ee_vocab_encrypt(&vc, ids, enc_ids, n, &err)) {
+                if (!enc_ids) ee_err_set(&err, "out of memory");
+                free(ids);
+                goto done;
+            }
+            plain_ids = ids; /* kept for the output; the model gets the encrypted ones */
+            ids = malloc(n * sizeof *ids);
+            if (!ids) {
+                ee_err_set(&err, "out of memory");
+                goto done;
+            }
+            memcpy(ids, enc_ids, n * sizeof *ids);
+        }
         if (sentences_add(&s, ids, n, &err)) {
             free(ids);
             goto done;
@@ -206,6 +254,14 @@ int cmd_embed(int argc, char **argv) {
             goto done;
     }
     double ms = ee_now_ms() - t0;
+    if (ec.dim) { /* key holder: decrypt the embedding */
+        if (!(enc_vec = malloc((size_t)d * sizeof *enc_vec))) {
+            ee_err_set(&err, "out of memory");
+            goto done;
+        }
+        memcpy(enc_vec, out, (size_t)d * sizeof *enc_vec);
+        ee_vec_decrypt(&ec, enc_vec, out);
+    }
     double sps = ms > 0 ? s.count / (ms / 1000.0) : 0.0;
     bool normalized = m->hp.normalize && !f[RAW].present;
 
@@ -218,8 +274,17 @@ int cmd_embed(int argc, char **argv) {
             json_object_set_new(o, "n_tokens", json_integer((json_int_t)ee_bert_kept(m, s.n[0])));
             json_object_set_new(o, "n_input_tokens", json_integer((json_int_t)s.n[0]));
             json_t *ids = json_array();
-            for (size_t i = 0; i < s.n[0]; i++) json_array_append_new(ids, json_integer(s.ids[0][i]));
+            for (size_t i = 0; i < s.n[0]; i++)
+                json_array_append_new(ids, json_integer(plain_ids ? plain_ids[i] : s.ids[0][i]));
             json_object_set_new(o, "tokens", ids);
+            if (f[SHOWC].present && enc_vec) {
+                json_object_set_new(o, "encrypted_embedding", vec_json(enc_vec, d));
+                json_t *ei = json_array();
+                for (size_t i = 0; i < s.n[0]; i++) json_array_append_new(ei, json_integer(enc_ids[i]));
+                json_object_set_new(o, "encrypted_tokens", ei);
+            }
+            json_object_set_new(o, "encrypted_model", json_boolean(encrypted));
+            json_object_set_new(o, "decrypted", json_boolean(enc_vec != NULL));
         } else {
             json_t *e = json_array(), *nt = json_array();
             for (int i = 0; i < s.count; i++) {
@@ -248,6 +313,13 @@ int cmd_embed(int argc, char **argv) {
         puts(js);
         free(js);
     } else {
+        if (f[SHOWC].present && enc_vec) {
+            fputs("encrypted ids:", stdout);
+            for (size_t i = 0; i < s.n[0]; i++) printf("%s%d", i ? "," : " ", enc_ids[i]);
+            fputs("\nencrypted embedding:", stdout);
+            for (int e = 0; e < d; e++) printf(" %.9g", enc_vec[e]);
+            fputs("\ndecrypted embedding:\n", stdout);
+        }
         for (int i = 0; i < s.count; i++) {
             for (int e = 0; e < d; e++) printf("%s%.9g", e ? " " : "", out[(size_t)i * d + e]);
             putchar('\n');
@@ -264,5 +336,11 @@ done:
     sentences_free(&s);
     ee_bert_free(m);
     ee_gguf_close(g);
+    ee_gguf_close(pg);
+    ee_vocab_cipher_free(&vc);
+    ee_vec_cipher_free(&ec);
+    free(enc_ids);
+    free(plain_ids);
+    free(enc_vec);
     return rc;
 }
