@@ -27,7 +27,9 @@
 #ifndef EE_SVC_H
 #define EE_SVC_H
 
+#include "ee_arch.h"
 #include "ee_batch.h"
+#include "ee_bert.h"
 #include "ee_config.h"
 #include "ee_gguf.h"
 #include "ee_llama.h"
@@ -49,9 +51,13 @@ typedef struct svc_model {
     const char *name;        /* config section name (topics use it) */
     const char *path;
     ee_gguf *gguf;
+    ee_model_kind kind;      /* decoder (generate) or encoder (embed) */
+    /* decoders */
     ee_llama_model *m;
     ee_llama_ctx *ctx;
     ee_batch *batch;         /* inference thread only */
+    /* encoders */
+    ee_bert_model *enc;
     char key_id[EE_PROTO_KEY_ID_LEN + 1];
     int32_t stop[16];        /* encrypted end-of-generation ids */
     int n_stop;
@@ -111,6 +117,8 @@ typedef struct svc_job {
     char message[EE_ERR_MAX + 512];
     int32_t *out;               /* generated ids (encrypted), final reply */
     uint32_t n_out;
+    float *embedding;           /* embed: the encrypted embedding, final reply */
+    int dim;
     const char *finish;         /* "stop", "length" */
     double retry_at;            /* dead letter failed: resend at (ee_now_ms) */
     double queue_ms, prefill_ms, decode_ms;

@@ -77,8 +77,53 @@ static void on_done(void *job, int rc, ee_gen_result *res, const ee_err *err) {
     svc_send_final(s, j);
 }
 
-/* Start a job taken from the queue: deadline, then into its model's batch. */
-static void start_job(svc *s, svc_job *j) {
+/* Embed jobs of one encoder model, all in one forward pass (every token of
+ * every text through each linear layer as one product; attention per
+ * text). Each job gets its encrypted embedding and its final reply. */
+static void run_embeds(svc *s, svc_model *sm, svc_job **jobs, int n) {
+    if (n == 0) return;
+    const int d = sm->enc->hp.n_embd;
+    const int32_t **ids = malloc(sizeof *ids * (size_t)n);
+    size_t *lens = malloc(sizeof *lens * (size_t)n);
+    float *out = malloc(sizeof(float) * (size_t)n * d);
+    ee_err err = {{0}};
+    double t0 = ee_now_ms();
+    int rc = -1;
+    if (ids && lens && out) {
+        for (int i = 0; i < n; i++) ids[i] = jobs[i]->req.tokens, lens[i] = jobs[i]->req.n_tokens;
+        rc = ee_bert_embed(sm->enc, (const int32_t *const *)ids, lens, n, out, &err);
+    } else {
+        ee_err_set(&err, "out of memory");
+    }
+    double ms = ee_now_ms() - t0;
+    for (int i = 0; i < n; i++) {
+        svc_job *j = jobs[i];
+        j->prefill_ms = ms;
+        if (rc == 0 && (j->embedding = malloc(sizeof(float) * d))) {
+            memcpy(j->embedding, out + (size_t)i * d, sizeof(float) * d);
+            j->dim = d;
+            j->code = EE_PROTO_OK;
+        } else {
+            j->code = EE_PROTO_E_INTERNAL;
+            snprintf(j->message, sizeof j->message, "embedding failed: %s",
+                     rc ? err.msg : "out of memory");
+        }
+        ee_metrics_observe(s->metrics, "ee_job_inference_seconds", EE_LABELS({"model", sm->name}),
+                           (ee_now_ms() - j->t_started) / 1e3);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->running -= n;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++) svc_send_final(s, jobs[i]);
+    free(ids);
+    free(lens);
+    free(out);
+}
+
+/* Start a job taken from the queue: deadline, then into its model's batch
+ * (decoders) or its model's embed list for this round (encoders; returns
+ * true). */
+static bool start_job(svc *s, svc_job *j) {
     svc_model *sm = &s->models[j->model];
     j->t_started = ee_now_ms();
     int64_t now = ee_epoch_ms();
@@ -91,7 +136,18 @@ static void start_job(svc *s, svc_job *j) {
         j->code = EE_PROTO_E_EXPIRED;
         snprintf(j->message, sizeof j->message, "%s", perr.message);
         svc_send_final(s, j);
-        return;
+        return false;
+    }
+    if (sm->kind == EE_KIND_ENCODER) {
+        json_t *f = json_object();
+        json_object_set_new(f, "tokens", json_integer((json_int_t)j->req.n_tokens));
+        json_object_set_new(f, "queue_ms", json_real(j->queue_ms));
+        svc_log_job("info", "job_started", j, f);
+        j->state = JOB_RUNNING;
+        pthread_mutex_lock(&s->mu);
+        s->running++;
+        pthread_mutex_unlock(&s->mu);
+        return true;
     }
     int32_t stop[EE_BATCH_MAX_STOP];
     int n_stop = 0;
@@ -128,13 +184,14 @@ static void start_job(svc *s, svc_job *j) {
         snprintf(j->message, sizeof j->message, "%s", err.msg);
         svc_send_final(s, j);
     }
+    return false;
 }
 
 static void *infer_main(void *arg) {
     svc *s = arg;
     for (int i = 0; i < s->n_models; i++) {
         ee_err err = {{0}};
-        if (ee_llama_warmup(s->models[i].ctx, 64, &err) != 0) {
+        if (s->models[i].ctx && ee_llama_warmup(s->models[i].ctx, 64, &err) != 0) {
             json_t *f = json_object();
             json_object_set_new(f, "model", json_string(s->models[i].name));
             json_object_set_new(f, "error", json_string(err.msg));
@@ -144,7 +201,8 @@ static void *infer_main(void *arg) {
     svc_job *take[EE_BATCH_MAX_SEQS * 8];
     for (;;) {
         int n_take = 0, active = 0;
-        for (int i = 0; i < s->n_models; i++) active += ee_batch_active(s->models[i].batch);
+        for (int i = 0; i < s->n_models; i++)
+            if (s->models[i].batch) active += ee_batch_active(s->models[i].batch);
         pthread_mutex_lock(&s->mu);
         while (!s->infer_stop && active == 0 && (s->q_head == NULL || s->draining))
             pthread_cond_wait(&s->cv, &s->mu);
@@ -156,7 +214,8 @@ static void *infer_main(void *arg) {
          * jobs go back; others wait for their model's slots. */
         int free_slots[64] = {0};
         for (int i = 0; i < s->n_models && i < 64; i++)
-            free_slots[i] = ee_batch_free_slots(s->models[i].batch);
+            free_slots[i] = s->models[i].batch ? ee_batch_free_slots(s->models[i].batch)
+                                               : (int)s->cfg->max_batch * 8; /* one pass embeds them */
         svc_job **pp = &s->q_head, *prev = NULL;
         while (*pp && n_take < (int)(sizeof take / sizeof take[0])) {
             svc_job *j = *pp;
@@ -179,9 +238,19 @@ static void *infer_main(void *arg) {
             take[n_take++] = j;
         }
         pthread_mutex_unlock(&s->mu);
-        for (int k = 0; k < n_take; k++) start_job(s, take[k]);
+        /* Encoders' jobs of this round run as one pass per model. */
+        int n_embed = 0;
+        for (int k = 0; k < n_take; k++)
+            if (start_job(s, take[k])) take[n_embed++] = take[k];
+        for (int i = 0; i < s->n_models && n_embed; i++) {
+            svc_job *mine[EE_BATCH_MAX_SEQS * 8];
+            int n_mine = 0;
+            for (int k = 0; k < n_embed; k++)
+                if (take[k]->model == i) mine[n_mine++] = take[k];
+            run_embeds(s, &s->models[i], mine, n_mine);
+        }
         for (int i = 0; i < s->n_models; i++) {
-            if (ee_batch_active(s->models[i].batch) == 0) continue;
+            if (!s->models[i].batch || ee_batch_active(s->models[i].batch) == 0) continue;
             ee_err err = {{0}};
             if (ee_batch_step(s->models[i].batch, &err) < 0) {
                 json_t *f = json_object();
@@ -198,6 +267,7 @@ int svc_infer_start(svc *s, ee_err *err) {
     g_svc = s;
     static const ee_batch_callbacks cb = {.on_token = on_token, .on_done = on_done};
     for (int i = 0; i < s->n_models; i++) {
+        if (s->models[i].kind != EE_KIND_DECODER) continue;
         s->models[i].batch = ee_batch_new(s->models[i].m, s->models[i].ctx,
                                           (int)s->cfg->max_batch, &cb, err);
         if (!s->models[i].batch) return -1;

@@ -71,6 +71,7 @@ void svc_job_free(svc_job *j) {
     if (j->headers) rd_kafka_headers_destroy(j->headers);
     ee_proto_request_free(&j->req);
     free(j->out);
+    free(j->embedding);
     free(j);
 }
 
@@ -146,6 +147,15 @@ void svc_handle_job(svc *s, svc_job *j) {
         snprintf(msg, sizeof msg, "key_id: %s is not the key of model %s (%s)", j->req.key_id,
                  topic_model->name, topic_model->key_id);
         set_error(j, EE_PROTO_E_KEY_MISMATCH, msg);
+        answer_error(s, j);
+        return;
+    }
+    const ee_proto_task want = topic_model->kind == EE_KIND_ENCODER ? EE_TASK_EMBED : EE_TASK_GENERATE;
+    if (j->req.task_kind != want) {
+        snprintf(msg, sizeof msg, "task: model %s is %s; it does %s, not %s", topic_model->name,
+                 topic_model->kind == EE_KIND_ENCODER ? "an encoder" : "a decoder",
+                 ee_proto_task_get(want)->name, j->req.task);
+        set_error(j, EE_PROTO_E_UNSUPPORTED_TASK, msg);
         answer_error(s, j);
         return;
     }
@@ -228,6 +238,7 @@ void svc_send_final(svc *s, svc_job *j) {
     if (j->code == EE_PROTO_OK) {
         ee_proto_reply r = {.id = j->id, .ok = true, .seq = j->seq, .final = true,
                             .tokens = j->out, .n_tokens = j->n_out,
+                            .embedding = j->embedding, .dim = (size_t)j->dim,
                             .finish_reason = (char *)j->finish,
                             .prompt_tokens = (uint32_t)j->req.n_tokens,
                             .completion_tokens = j->n_out, .queue_ms = j->queue_ms,

@@ -31,12 +31,34 @@ int svc_models_open(svc *s, ee_err *err) {
         const ee_scheme_info *si = ee_scheme_find(ee_model_scheme(sm->gguf));
         if (!si)
             return ee_err_set(err, "model %s: %s uses encryption scheme '%.64s', which this worker "
-                                   "does not know (known: %s, legacy %s)", sm->name, sm->path,
-                              ee_model_scheme(sm->gguf), EE_SCHEME_ID, EE_SCHEME_LEGACY_V1);
+                                   "does not know (known: %s, %s, legacy %s)", sm->name, sm->path,
+                              ee_model_scheme(sm->gguf), EE_SCHEME_ID, EE_SCHEME_BERT,
+                              EE_SCHEME_LEGACY_V1);
         const char *kid = ee_gguf_get_str(sm->gguf, "ee.key_id", NULL);
         if (!kid || !ee_proto_valid_key_id(kid))
             return ee_err_set(err, "model %s: %s has no valid ee.key_id", sm->name, sm->path);
         memcpy(sm->key_id, kid, EE_PROTO_KEY_ID_LEN + 1);
+        const ee_arch_info *ai = ee_arch_find(ee_gguf_get_str(sm->gguf, "general.architecture", NULL));
+        if (!ai)
+            return ee_err_set(err, "model %s: %s has an architecture this worker does not run",
+                              sm->name, sm->path);
+        sm->kind = ai->kind;
+        if (sm->kind == EE_KIND_ENCODER) {
+            sm->enc = ee_bert_load(sm->gguf, NULL, err);
+            if (!sm->enc) return ee_err_wrap(err, "model %s: %s", sm->name, sm->path);
+            sm->limits = ee_config_limits(c, (uint32_t)sm->enc->hp.n_vocab);
+            json_t *f = json_object();
+            json_object_set_new(f, "model", json_string(sm->name));
+            json_object_set_new(f, "path", json_string(sm->path));
+            json_object_set_new(f, "key_id", json_string(sm->key_id));
+            json_object_set_new(f, "scheme", json_string(si->id));
+            json_object_set_new(f, "kind", json_string("encoder"));
+            json_object_set_new(f, "n_embd", json_integer(sm->enc->hp.n_embd));
+            json_object_set_new(f, "max_seq_length", json_integer(sm->enc->hp.max_seq));
+            json_object_set_new(f, "load_ms", json_real(ee_now_ms() - t0));
+            svc_log("info", "model_loaded", f);
+            continue;
+        }
         sm->n_stop = ee_model_stop_ids(sm->gguf, sm->stop, 16, err);
         if (sm->n_stop < 0) return ee_err_wrap(err, "model %s", sm->name);
         if (sm->n_stop > 16) sm->n_stop = 16;
@@ -69,6 +91,7 @@ void svc_models_close(svc *s) {
     for (int i = 0; i < s->n_models; i++) {
         svc_model *sm = &s->models[i];
         ee_batch_free(sm->batch);
+        ee_bert_free(sm->enc);
         ee_llama_ctx_free(sm->ctx);
         ee_llama_free(sm->m);
         ee_gguf_close(sm->gguf);

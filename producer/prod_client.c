@@ -15,6 +15,34 @@ int prod_client_open(prod_client *c, const char *plain_path, const char *key_pat
                         "plaintext model for its tokenizer", plain_path);
         goto fail;
     }
+    const char *tm = ee_gguf_get_str(c->gguf, "tokenizer.ggml.model", NULL);
+    if (tm && strcmp(tm, "bert") == 0) { /* an encoder: WordPiece, and the vector cipher */
+        if (ee_wordpiece_open_gguf(&c->wp, c->gguf, err)) {
+            ee_err_wrap(err, "--plain-model %s", plain_path);
+            goto fail;
+        }
+        uint32_t dim = 0;
+        if (ee_gguf_get_u32(c->gguf, "bert.embedding_length", &dim, err)) {
+            ee_err_wrap(err, "--plain-model %s", plain_path);
+            goto fail;
+        }
+        ee_key k, sk;
+        if (ee_key_load(&k, key_path, err)) {
+            ee_err_wrap(err, "--key");
+            goto fail;
+        }
+        int rc = ee_scheme_key(&k, c->gguf, scheme ? scheme : EE_SCHEME_BERT, &sk, err);
+        ee_key_wipe(&k);
+        if (rc == 0) rc = ee_vocab_cipher_init(&c->vc, &sk, (uint32_t)ee_wordpiece_n_vocab(c->wp), err);
+        if (rc == 0) rc = ee_vec_cipher_init(&c->vec, &sk, (int)dim, err);
+        memcpy(c->key_id, sk.id, sizeof c->key_id);
+        ee_key_wipe(&sk);
+        if (rc) {
+            ee_err_wrap(err, "--key");
+            goto fail;
+        }
+        return 0;
+    }
     c->tok = ee_tokenizer_open_gguf(c->gguf, err);
     if (!c->tok) {
         ee_err_wrap(err, "--plain-model %s", plain_path);
@@ -62,7 +90,9 @@ int prod_client_open_reply(const prod_client *c, const char *id, const void *val
 void prod_client_close(prod_client *c) {
     ee_seal_wipe(&c->ck, sizeof c->ck);
     ee_vocab_cipher_free(&c->vc);
+    ee_vec_cipher_free(&c->vec);
     ee_tokenizer_close(c->tok);
+    ee_wordpiece_close(c->wp);
     ee_gguf_close(c->gguf);
     memset(c, 0, sizeof *c);
 }
@@ -71,7 +101,20 @@ int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int3
                        size_t *n, ee_err *err) {
     *ids = NULL;
     *n = 0;
-    if (ee_prompt_encode(c->tok, prompt, chat, ids, n, err)) return -1;
+    if (c->wp) { /* an encoder's text: [CLS] ... [SEP] */
+        if (chat) return ee_err_set(err, "--chat: the model is an encoder (no chat template)");
+        size_t len = strlen(prompt), cap = len + 8, need = 0;
+        int32_t *v = malloc(cap * sizeof *v);
+        if (!v) return ee_err_set(err, "out of memory");
+        if (ee_wordpiece_encode(c->wp, prompt, len, v, cap, &need, err)) {
+            free(v);
+            return -1;
+        }
+        *ids = v;
+        *n = need;
+    } else if (ee_prompt_encode(c->tok, prompt, chat, ids, n, err)) {
+        return -1;
+    }
     if (*n == 0) {
         free(*ids);
         *ids = NULL;
@@ -89,4 +132,13 @@ int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int3
 int prod_client_decrypt(const prod_client *c, const int32_t *enc, int32_t *out, size_t n,
                         ee_err *err) {
     return ee_vocab_decrypt(&c->vc, enc, out, n, err);
+}
+
+int prod_client_decrypt_vec(const prod_client *c, const float *enc, size_t dim, float *out,
+                            ee_err *err) {
+    if (!c->vec.dim) return ee_err_set(err, "an embedding came back, but the model is not an encoder");
+    if (dim != (size_t)c->vec.dim)
+        return ee_err_set(err, "the embedding has %zu values; the model's have %d", dim, c->vec.dim);
+    ee_vec_decrypt(&c->vec, enc, out);
+    return 0;
 }

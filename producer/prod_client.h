@@ -12,6 +12,7 @@
 #include "ee_scheme.h"
 #include "ee_seal.h"
 #include "ee_tokenizer.h"
+#include "ee_wordpiece.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,8 +20,10 @@
 
 typedef struct prod_client {
     ee_gguf *gguf;
-    ee_tokenizer *tok;
+    ee_tokenizer *tok;          /* decoders (byte-level BPE) */
+    ee_wordpiece *wp;           /* encoders (WordPiece); then tok is NULL */
     ee_vocab_cipher vc;
+    ee_vec_cipher vec;          /* encoders: the embedding-space cipher */
     char key_id[EE_KEY_ID_HEX]; /* public fingerprint, goes into requests */
     /* sealed and signed jobs (docs/PROTOCOL.md) */
     bool seal;                  /* seal request bodies to pool_pk */
@@ -47,6 +50,11 @@ int prod_client_open_reply(const prod_client *c, const char *id, const void *val
  * template. Fails for a prompt that encodes to no tokens. */
 int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int32_t **ids,
                        size_t *n, ee_err *err);
+
+/* An encrypted embedding -> the plaintext one (out holds dim floats);
+ * fails when the model is not an encoder or the sizes differ. */
+int prod_client_decrypt_vec(const prod_client *c, const float *enc, size_t dim, float *out,
+                            ee_err *err);
 
 /* Encrypted output ids -> plaintext ids (out holds n); fails naming the
  * index of an id outside the vocabulary. */

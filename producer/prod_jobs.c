@@ -40,7 +40,7 @@ char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char
         .session = (char *)g->session,
         .model = (char *)g->model,
         .key_id = (char *)cl->key_id,
-        .task = "generate",
+        .task = (char *)ee_proto_task_get(g->task)->name,
         .tokens = pp->enc,
         .n_tokens = pp->n,
         .params = g->params,

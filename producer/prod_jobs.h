@@ -17,6 +17,7 @@
 
 typedef struct prod_gen_opts {
     const char *model;
+    ee_proto_task task;            /* generate (default) or embed */
     const char *cls;               /* forced class, or NULL: ee_proto_choose_class */
     ee_proto_class_thresholds th;
     ee_proto_params params;        /* max_tokens, temperature, top_k, top_p, seed */

@@ -125,6 +125,13 @@ int prod_gen_parse(prod_gen_opts *g, cli_flag *f, size_t n, const prod_common *c
     g->params.seed = (uint64_t)seed;
     g->chat = given(f, n, "--chat") != NULL;
     g->stream = given(f, n, "--stream") != NULL;
+    if ((x = given(f, n, "--task"))) {
+        const ee_proto_task_info *ti = ee_proto_task_find(x->value);
+        if (!ti) return ee_err_set(err, "--task: '%s' is not generate or embed", x->value);
+        g->task = ti->task;
+    }
+    if (g->task == EE_TASK_EMBED && (g->stream || g->chat))
+        return ee_err_set(err, "--task embed: %s is for generate jobs", g->stream ? "--stream" : "--chat");
     g->reply_to = c->reply_to;
     if (!g->model) return ee_err_set(err, "--model NAME is required");
     return 0;

@@ -186,7 +186,22 @@ static json_t *result_json(const prod_print *p, const prod_job *j, ee_err *err, 
     json_object_set_new(o, "event", json_string("result"));
     json_object_set_new(o, "id", json_string(j->id));
     json_object_set_new(o, "status", json_string(prod_job_state_name(j->state)));
-    if (j->state == PROD_JOB_OK) {
+    if (j->state == PROD_JOB_OK && j->vec) {
+        json_t *a = json_array(), *ea = json_array();
+        for (size_t i = 0; i < f->dim; i++) {
+            json_array_append_new(a, json_real(j->vec[i]));
+            json_array_append_new(ea, json_real(f->embedding[i]));
+        }
+        json_object_set_new(o, "embedding", a);
+        json_object_set_new(o, "encrypted_embedding", ea);
+        json_t *u = json_object();
+        json_object_set_new(u, "prompt_tokens", json_integer(f->prompt_tokens));
+        json_object_set_new(o, "usage", u);
+        json_t *t = json_object();
+        json_object_set_new(t, "queue_ms", json_real(f->queue_ms));
+        json_object_set_new(t, "prefill_ms", json_real(f->prefill_ms));
+        json_object_set_new(o, "timings", t);
+    } else if (j->state == PROD_JOB_OK) {
         char *text = NULL;
         size_t len = 0;
         /* byte tokens can split characters: lossy keeps the JSON valid */
@@ -260,6 +275,13 @@ int prod_print_result(prod_print *p, prod_job *j, ee_err *err) {
         return rc;
     }
     if (j->state != PROD_JOB_OK) return 0;
+    if (j->vec) { /* an embedding: one line of floats ("ID: ..." for several jobs) */
+        if (p->multi) printf("%s:", j->id);
+        for (size_t i = 0; i < f->dim; i++) printf(i || p->multi ? " %.9g" : "%.9g", j->vec[i]);
+        putchar('\n');
+        fflush(stdout);
+        return 0;
+    }
     /* version 1 has "stop" and "length"; say so if a newer worker sends more */
     if (f->finish_reason && strcmp(f->finish_reason, "stop") != 0 &&
         strcmp(f->finish_reason, "length") != 0)

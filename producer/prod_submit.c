@@ -55,11 +55,15 @@ static const char *USAGE =
     "                     also opens sealed replies (docs/PROTOCOL.md)\n"
     "  --scheme S         ee-llama-v1 for models encrypted before keys were bound to\n"
     "                     models (legacy); default ee-llama-v2\n"
+    "  --task embed       an encoder model (ee-model import, encrypt): each text is\n"
+    "                     tokenized with PLAIN's WordPiece tokenizer, encrypted, sent\n"
+    "                     as an embed job; --wait prints its decrypted embedding (one\n"
+    "                     line of floats; --json: embedding and encrypted_embedding)\n"
     "  --kafka PROP=VAL   librdkafka setting, repeatable (e.g. security.protocol=ssl)\n"
     "\n" PROD_EXIT_HELP;
 
 enum { BOOT, MODEL, KEY, PLAIN, SCHEME, POOLPK, CKEY, TENANT, PROMPT, PFILE, CHAT, CLASS, SMP, SMT, MAXT, TEMP, TOPK, TOPP,
-       SEED, DEADLINE, REPLY, RPARTS, RREPL, ID, SESSION, WAIT, STREAM, JSON, TIMEOUT, KAFKA, NF };
+       SEED, DEADLINE, REPLY, RPARTS, RREPL, ID, SESSION, WAIT, STREAM, JSON, TIMEOUT, KAFKA, TASK, NF };
 
 typedef struct submit {
     prod_common c;
@@ -188,6 +192,7 @@ int prod_cmd_submit(int argc, char **argv) {
         [SESSION] = {"--session", true},    [WAIT] = {"--wait", false},
         [STREAM] = {"--stream", false},     [JSON] = {"--json", false},
         [TIMEOUT] = {"--timeout-ms", true}, [KAFKA] = {"--kafka", true, true},
+        [TASK] = {"--task", true},
     };
     if (cli_wants_help(argc, argv)) {
         fputs(USAGE, stdout);

@@ -75,6 +75,7 @@ void prod_tracker_free(prod_tracker *t) {
         ee_buf_free(&j->line);
         ee_proto_reply_free(&j->final);
         free(j->plain);
+        free(j->vec);
         free(j->problem);
         free(j);
     }

@@ -47,6 +47,7 @@ typedef struct prod_job {
     bool shown;            /* something of this job was printed already */
     ee_proto_reply final;  /* the first final reply (owned) */
     int32_t *plain;        /* its output ids, decrypted (final.n_tokens) */
+    float *vec;            /* embed: its embedding, decrypted (final.dim) */
     char *problem;         /* why the job is ERROR/UNSENT when no reply says */
 } prod_job;
 
