@@ -238,6 +238,30 @@ def class1_quantized(ee, args, res, key, d, secret):
         os.unlink(enc)
 
 
+def class1_encoder(ee, args, res, key, d):
+    """Class 1 (and the fine-tune curve) on the encoder, ee-bert-v1: its
+    residual stream can only be permuted, so public weights expose it."""
+    enc = os.path.join(d, "enc-minilm.gguf")
+    run([ee, "encrypt", "--model", args.encoder, "--key", key, "--out", enc])
+    secret = "my secret diagnosis is type 2 diabetes"
+    q = json.loads(run([ee, "embed", "--model", enc, "--key", key, "--plain-model", args.encoder,
+                        "--text", secret, "--show-ciphertext", "--json"]).stdout)
+    ce = {"date": time.strftime("%Y-%m-%d"), "secret": secret, "runs": []}
+    for eps in [0.0] + [float(x) for x in args.encoder_eps.split(",") if x]:
+        extra = ["--tokens", ",".join(map(str, q["encrypted_tokens"]))]
+        if eps > 0:
+            extra += ["--perturb", str(eps), "--seed", "1"]
+        a = audit(ee, enc, args.encoder, key, extra)
+        a["secret_recovered"] = secret in a.get("text", "")
+        ce["runs"].append(a)
+        print(f"class 1e (eps {eps:g}): residual perm {a.get('residual_perm_correct', -1):.4f} correct, "
+              f"vocab {a['vocab_recovered']:.4f} (correct {a['vocab_correct']:.4f}), secret "
+              f"{'decrypted' if a['secret_recovered'] else 'not decrypted'} in {a['seconds']:.1f} s",
+              file=sys.stderr)
+    res["class1_encoder"] = ce
+    os.unlink(enc)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -253,8 +277,24 @@ def main():
     ap.add_argument("--quantized-into", metavar="BASE_JSON",
                     help="measure only class 1 on the --quantized types and merge it into an "
                          "earlier --json-out (the other rows keep their measured date)")
+    ap.add_argument("--encoder", default=os.path.join(ROOT, ".cache", "models", "all-MiniLM-L6-v2.gguf"),
+                    help="the encoder class 1e is measured on (make minilm)")
+    ap.add_argument("--encoder-eps", default="0.1,0.5,1.0")
+    ap.add_argument("--encoder-into", metavar="BASE_JSON",
+                    help="measure only class 1e (the encoder) and merge it into an earlier --json-out")
     args = ap.parse_args()
     ee = os.path.join(args.bin, "ee-model")
+    if args.encoder_into:
+        res = json.load(open(args.encoder_into))
+        with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
+            key = os.path.join(d, "k.eekey")
+            run([ee, "keygen", "--out", key])
+            class1_encoder(ee, args, res, key, d)
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump(res, f, indent=1)
+        finish(res, args)
+        return
     if not args.model and not args.from_json:
         sys.exit("security-report: --model PLAIN.gguf is required")
     if args.from_json:  # re-render a measured run (no measuring)
@@ -299,6 +339,8 @@ def main():
                   f"{a['vocab_correct']:.4f}) in {a['seconds']:.1f} s", file=sys.stderr)
         res["class1"]["secret_prompt_recovered"] = secret in res["class1"]["f32"].get("text", "")
         class1_quantized(ee, args, res, key, d, secret)
+        if os.path.exists(args.encoder):
+            class1_encoder(ee, args, res, key, d)
         # class 2
         res["class2"] = []
         for e in (float(x) for x in args.eps.split(",")):
@@ -435,6 +477,26 @@ def render(res, args):
                  f"{'/'.join(qs)} GGUF (`encrypt --type`) + public SmolLM2 | the same audit, "
                  f"unchanged: rounding is noise on the weights it aligns | {got} | {cost} | "
                  f"none: quantizing is not a defence |")
+    ce = res.get("class1_encoder")
+    if ce:
+        r0 = ce["runs"][0]
+        noisy = "; ".join(f"eps {a['perturb']:g}: permutation {pct(a.get('residual_perm_correct', 0))} correct, "
+                          f"vocabulary {pct(a['vocab_correct'])} correct, query "
+                          f"{'decrypted' if a['secret_recovered'] else 'not decrypted'}"
+                          for a in ce["runs"][1:])
+        L.append(f"| 1e. the same, the encoder (measured {ce['date']}) | encrypted all-MiniLM-L6-v2 "
+                 f"(ee-bert-v1) + public MiniLM | `ee-model audit`: each residual coordinate's "
+                 f"fingerprint (position/type columns, every gain and bias on the stream) + linear "
+                 f"assignment; nearest public row per token, MLP row and head Gram | residual "
+                 f"permutation **{pct(r0.get('residual_perm_correct', 0))}** correct, vocabulary "
+                 f"**{pct(r0['vocab_recovered'])}** ({pct(r0['vocab_correct'])} correct), MLP "
+                 f"{pct(r0['mlp_perm_recovered'])}, heads q/k/v {pct(r0['heads_q_recovered'])}/"
+                 f"{pct(r0['heads_k_recovered'])}/{pct(r0['heads_v_recovered'])}; a secret query "
+                 f"{'decrypted' if r0['secret_recovered'] else 'NOT decrypted'} word for word, and every "
+                 f"embedding is the plaintext one permuted; perturbed: {noisy} | "
+                 f"{r0['seconds']:.0f} s, no key, no traffic | none: post-LN leaves only a "
+                 f"permutation of the stream (docs/EE.md); encrypted embeddings and queries are "
+                 f"readable by a worker with the public weights |")
     c2 = res["class2"]
     curve = ", ".join(f"eps {a['perturb']:g}: {pct(a['vocab_recovered'])}" for a in c2)
     boundary = next((a for a in c2 if a["vocab_recovered"] < 0.5), None)

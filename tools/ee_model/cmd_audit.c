@@ -6,6 +6,7 @@
 #include "cmd_common.h"
 #include "cmds.h"
 #include "ee_audit.h"
+#include "ee_wordpiece.h"
 #include "ee_clock.h"
 #include "ee_compute.h"
 
@@ -84,13 +85,18 @@ int cmd_audit(int argc, char **argv) {
     size_t n_ids = 0;
     char *text = NULL;
     size_t text_len = 0;
-    double correct = -1;
+    double correct = -1, resid_correct = -1;
     ee_audit_result r = {0};
     int rc = -1;
+    ee_wordpiece *wp = NULL; /* an encoder's public tokenizer */
     if (f[TOKENS].present && !pub.tok) {
-        ee_err_set(&err, "--public has no usable tokenizer to print --tokens: %.400s",
-                   pub.tok_err.msg);
-        goto done;
+        const char *tm = ee_gguf_get_str(pub.gguf, "tokenizer.ggml.model", NULL);
+        if (!(tm && strcmp(tm, "bert") == 0 && ee_wordpiece_open_gguf(&wp, pub.gguf, &err) == 0)) {
+            if (!wp && !(tm && strcmp(tm, "bert") == 0))
+                ee_err_set(&err, "--public has no usable tokenizer to print --tokens: %.400s",
+                           pub.tok_err.msg);
+            goto done;
+        }
     }
     if (ee_audit_run(enc.gguf, pub.gguf, &o, &r, &err)) goto done;
     if (f[TOKENS].present) {
@@ -99,7 +105,9 @@ int cmd_audit(int argc, char **argv) {
             int32_t m = r.vocab_map[ids[i]];
             ids[i] = m >= 0 ? m : 0;
         }
-        if (ee_tokenizer_decode_lossy(pub.tok, ids, n_ids, true, &text, &text_len, &err)) goto done;
+        if (wp ? ee_wordpiece_decode(wp, ids, n_ids, false, &text, &text_len, &err)
+               : ee_tokenizer_decode_lossy(pub.tok, ids, n_ids, true, &text, &text_len, &err))
+            goto done;
     }
     if (f[KEY].present) {
         ee_vocab_cipher vc = {0};
@@ -130,6 +138,20 @@ int cmd_audit(int argc, char **argv) {
         for (int e = 0; e < r.n_vocab; e++) ok += r.vocab_map[e] == (int32_t)vc.inv[e];
         correct = (double)ok / r.n_vocab;
         ee_vocab_cipher_free(&vc);
+        if (r.resid_map) { /* an encoder: check the residual permutation too */
+            ee_key k, sk;
+            ee_vec_cipher ec = {0};
+            if (ee_key_load(&k, f[KEY].value, &err)) goto done;
+            int krc = ee_scheme_key(&k, src, ee_model_scheme(enc.gguf), &sk, &err);
+            ee_key_wipe(&k);
+            if (krc == 0) krc = ee_vec_cipher_init(&ec, &sk, r.n_embd, &err);
+            ee_key_wipe(&sk);
+            if (krc) goto done;
+            long okr = 0; /* enc coordinate j holds plaintext coordinate rp[j] */
+            for (int j = 0; j < r.n_embd; j++) okr += r.resid_map[j] == (int32_t)ec.rp[j];
+            resid_correct = (double)okr / r.n_embd;
+            ee_vec_cipher_free(&ec);
+        }
     }
     if (f[JSON].present) {
         json_t *j = json_object();
@@ -142,6 +164,7 @@ int cmd_audit(int argc, char **argv) {
         if (correct >= 0) json_object_set_new(j, "vocab_correct", jnum(correct));
         if (r.resid_map)
             json_object_set_new(j, "residual_perm_recovered", jnum(r.resid_perm_recovered));
+        if (resid_correct >= 0) json_object_set_new(j, "residual_perm_correct", jnum(resid_correct));
         json_object_set_new(j, "rotation_residual_layer0", jnum(r.rot_residual0));
         json_object_set_new(j, "rotation_residual", jnum(r.rot_residual));
         json_object_set_new(j, "rotation_start", json_string(r.rot_start ? r.rot_start : "?"));
@@ -195,6 +218,7 @@ done:
     free(ids);
     free(text);
     ee_audit_result_free(&r);
+    ee_wordpiece_close(wp);
     cmd_model_close(&enc);
     cmd_model_close(&pub);
     cmd_model_close(&plain);
