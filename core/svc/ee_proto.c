@@ -38,6 +38,8 @@ static const ee_proto_task_info TASKS[] = {
     {EE_TASK_GENERATE, "generate", "encrypted prompt ids", "encrypted generated ids"},
     {EE_TASK_EMBED,    "embed",    "encrypted ids of one text ([CLS] .. [SEP])",
                                    "the encrypted embedding (floats)"},
+    {EE_TASK_SEARCH,   "search",   "encrypted ids of the query, or its encrypted embedding",
+                                   "the top-k documents of the index: ids, scores, sealed texts"},
 };
 
 const ee_proto_task_info *ee_proto_task_find(const char *name) {
@@ -401,10 +403,53 @@ static int parse_fields(json_t *root, const ee_proto_limits *lim, ee_proto_reque
     if (!json_is_object(v))
         FAIL(EE_PROTO_E_BAD_REQUEST, "input: must be an object, not %s", type_name(v));
     json_t *toks = json_object_get(v, "tokens");
-    if (!toks) FAIL(EE_PROTO_E_BAD_REQUEST, "input.tokens: missing");
-    if (token_array(toks, "input.tokens", 1, lim->max_prompt_tokens, EE_PROTO_E_TOO_LARGE,
-                    lim->n_vocab, &r->tokens, &r->n_tokens, err))
+    json_t *qv = r->task_kind == EE_TASK_SEARCH ? json_object_get(v, "embedding") : NULL;
+    if (toks && qv) FAIL(EE_PROTO_E_BAD_REQUEST, "input: give tokens or embedding, not both");
+    if (!toks && !qv)
+        FAIL(EE_PROTO_E_BAD_REQUEST, "input.tokens: missing%s",
+             r->task_kind == EE_TASK_SEARCH ? " (or input.embedding)" : "");
+    if (toks && token_array(toks, "input.tokens", 1, lim->max_prompt_tokens, EE_PROTO_E_TOO_LARGE,
+                            lim->n_vocab, &r->tokens, &r->n_tokens, err))
         return -1;
+    if (qv) {
+        if (!json_is_array(qv) || json_array_size(qv) == 0)
+            FAIL(EE_PROTO_E_BAD_REQUEST, "input.embedding: must be a non-empty array of numbers");
+        size_t nq = json_array_size(qv);
+        if (nq > EE_PROTO_MAX_DIM)
+            FAIL(EE_PROTO_E_TOO_LARGE, "input.embedding: %zu values, over the limit of %d", nq,
+                 EE_PROTO_MAX_DIM);
+        if (!(r->query = malloc(nq * sizeof *r->query))) OOM();
+        for (size_t i = 0; i < nq; i++) {
+            double x;
+            char path[48];
+            snprintf(path, sizeof path, "input.embedding[%zu]", i);
+            if (number_field(json_array_get(qv, i), path, &x, err)) return -1;
+            r->query[i] = (float)x;
+        }
+        r->query_dim = nq;
+    }
+    if (r->task_kind == EE_TASK_SEARCH) {
+        json_t *so = json_object_get(root, "search");
+        if (!so) FAIL(EE_PROTO_E_BAD_REQUEST, "search: missing (a search job names its index)");
+        if (!json_is_object(so))
+            FAIL(EE_PROTO_E_BAD_REQUEST, "search: must be an object, not %s", type_name(so));
+        const char *ix;
+        if (req_string(so, "index", &ix, err)) {
+            snprintf(err->message, sizeof err->message, "search.index: missing or not a string");
+            return -1;
+        }
+        if (!ee_proto_valid_name(ix))
+            FAIL(EE_PROTO_E_BAD_REQUEST, "search.index: must match [A-Za-z0-9._-]{1,%d}",
+                 EE_PROTO_NAME_MAX);
+        if (dup_into(&r->index, ix, err)) return -1;
+        r->k = 5;
+        json_t *kv = opt(so, "k");
+        long long x;
+        if (kv) {
+            if (int_field(kv, "search.k", 1, EE_PROTO_MAX_K, EE_PROTO_E_TOO_LARGE, &x, err)) return -1;
+            r->k = (uint32_t)x;
+        }
+    }
 
     if (parse_params(opt(root, "params"), lim, &r->params, err)) return -1;
 
@@ -487,6 +532,8 @@ void ee_proto_request_free(ee_proto_request *r) {
     free(r->model);
     free(r->key_id);
     free(r->task);
+    free(r->index);
+    free(r->query);
     free(r->tokens);
     free(r->params.stop_ids);
     free(r->reply_to);
@@ -541,6 +588,17 @@ static char *dump(json_t *root, bool bad, int precision, ee_err *err) {
     return s;
 }
 
+/* finite floats as a JSON array; a non-finite value sets *bad */
+static json_t *float_json(const float *v, size_t n, bool *bad) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        if (!isfinite(v[i])) *bad = true;
+        if (json_array_append_new(a, json_real(v[i]))) *bad = true;
+    }
+    if (!a) *bad = true;
+    return a;
+}
+
 char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
     if (!r || !r->id || !r->model || !r->key_id || !r->reply_to || (!r->tokens && r->n_tokens))
         return ee_err_set(err, "request: id, model, key_id, reply_to and tokens are required"),
@@ -557,8 +615,20 @@ char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
     put(root, "key_id", json_string(r->key_id), &bad);
     put(root, "task", json_string(r->task ? r->task : "generate"), &bad);
     json_t *input = json_object();
-    if (input) put(input, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
+    if (input && r->query) {
+        put(input, "embedding", float_json(r->query, r->query_dim, &bad), &bad);
+    } else if (input) {
+        put(input, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
+    }
     put(root, "input", input, &bad);
+    if (r->index) {
+        json_t *so = json_object();
+        if (so) {
+            put(so, "index", json_string(r->index), &bad);
+            put(so, "k", json_integer(r->k ? r->k : 5), &bad);
+        }
+        put(root, "search", so, &bad);
+    }
     json_t *p = json_object();
     if (p) {
         put(p, "max_tokens", json_integer(r->params.max_tokens), &bad);
@@ -580,7 +650,7 @@ char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
 
 char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
     if (!r || !r->id) return ee_err_set(err, "reply: id is required"), NULL;
-    if (r->ok && r->final && !r->finish_reason && !r->embedding)
+    if (r->ok && r->final && !r->finish_reason && !r->embedding && !r->is_search)
         return ee_err_set(err, "reply: a final ok reply needs finish_reason or an embedding"),
                NULL;
     if (r->ok && r->n_tokens && !r->tokens)
@@ -598,12 +668,21 @@ char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
     if (r->ok) {
         json_t *o = json_object();
         if (o && r->embedding) {
+            put(o, "embedding", float_json(r->embedding, r->dim, &bad), &bad);
+        } else if (o && r->is_search) {
             json_t *a = json_array();
-            for (size_t i = 0; a && i < r->dim; i++) {
-                if (!isfinite(r->embedding[i])) bad = true;
-                if (json_array_append_new(a, json_real(r->embedding[i]))) bad = true;
+            for (size_t i = 0; a && i < r->n_hits; i++) {
+                const ee_proto_hit *h = &r->hits[i];
+                json_t *e = json_object();
+                if (!e || !h->id || !isfinite(h->score)) bad = true;
+                if (e) {
+                    put(e, "id", json_string(h->id ? h->id : ""), &bad);
+                    put(e, "score", json_real(h->score), &bad);
+                    if (h->doc) put(e, "doc", json_string(h->doc), &bad);
+                }
+                if (json_array_append_new(a, e)) bad = true;
             }
-            put(o, "embedding", a, &bad);
+            put(o, "hits", a, &bad);
         } else if (o) {
             put(o, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
         }
@@ -719,7 +798,27 @@ static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
     json_t *o = json_object_get(root, "output");
     if (!json_is_object(o)) return ee_err_set(err, "output: must be an object");
     json_t *emb = json_object_get(o, "embedding");
-    if (emb) {
+    json_t *hits = json_object_get(o, "hits");
+    if (hits) {
+        if (!json_is_array(hits) || json_array_size(hits) > EE_PROTO_MAX_K)
+            return ee_err_set(err, "output.hits: must be an array of at most %d hits", EE_PROTO_MAX_K);
+        size_t n = json_array_size(hits);
+        r->is_search = true;
+        if (n && !(r->hits = calloc(n, sizeof *r->hits))) return ee_err_set(err, "out of memory");
+        r->n_hits = n;
+        for (size_t i = 0; i < n; i++) {
+            json_t *h = json_array_get(hits, i), *sc = json_object_get(h, "score");
+            char path[48];
+            snprintf(path, sizeof path, "output.hits[%zu]", i);
+            if (!json_is_object(h)) return ee_err_set(err, "%s: must be an object", path);
+            if (!json_is_number(sc) || !isfinite(json_number_value(sc)))
+                return ee_err_set(err, "%s.score: must be a finite number", path);
+            r->hits[i].score = json_number_value(sc);
+            if (rep_str(h, "id", "output.hits[].id", true, &r->hits[i].id, err) ||
+                rep_str(h, "doc", "output.hits[].doc", false, &r->hits[i].doc, err))
+                return -1;
+        }
+    } else if (emb) {
         if (!json_is_array(emb) || json_array_size(emb) == 0 || json_array_size(emb) > (1u << 20))
             return ee_err_set(err, "output.embedding: must be a non-empty array of numbers");
         size_t n = json_array_size(emb);
@@ -749,7 +848,7 @@ static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
         }
         r->n_tokens = n;
     }
-    if (rep_str(root, "finish_reason", "finish_reason", r->final && !r->embedding,
+    if (rep_str(root, "finish_reason", "finish_reason", r->final && !r->embedding && !r->is_search,
                 &r->finish_reason, err))
         return -1;
     json_t *u = json_object_get(root, "usage");
@@ -795,6 +894,11 @@ void ee_proto_reply_free(ee_proto_reply *r) {
     free(r->id);
     free(r->tokens);
     free(r->embedding);
+    for (size_t i = 0; i < r->n_hits; i++) {
+        free(r->hits[i].id);
+        free(r->hits[i].doc);
+    }
+    free(r->hits);
     free(r->finish_reason);
     free(r->worker);
     free(r->error_message);
@@ -852,4 +956,82 @@ void ee_proto_headers_free(ee_proto_header *h, size_t n) {
         free(h[i].value);
         h[i].value = NULL;
     }
+}
+
+/* ---- index records -------------------------------------------------------- */
+
+char *ee_proto_index_topic(const char *index, ee_err *err) {
+    if (!ee_proto_valid_name(index))
+        return ee_err_set(err, "index name '%s' must match [A-Za-z0-9._-]{1,%d}",
+                          index ? index : "", EE_PROTO_NAME_MAX), NULL;
+    size_t n = strlen(index) + 10;
+    char *t = malloc(n);
+    if (!t) return ee_err_set(err, "out of memory"), NULL;
+    snprintf(t, n, "ee.index.%s", index);
+    return t;
+}
+
+char *ee_proto_index_record_to_json(const ee_proto_index_record *r, ee_err *err) {
+    if (!r || !r->id || !ee_proto_valid_id(r->id) || !r->key_id || !r->embedding || !r->dim || !r->doc)
+        return ee_err_set(err, "index record: id, key_id, embedding and doc are required"), NULL;
+    bool bad = false;
+    json_t *root = json_object();
+    if (!root) return dump(NULL, true, 9, err);
+    put(root, "v", json_integer(EE_PROTO_VERSION), &bad);
+    put(root, "id", json_string(r->id), &bad);
+    put(root, "key_id", json_string(r->key_id), &bad);
+    put(root, "embedding", float_json(r->embedding, r->dim, &bad), &bad);
+    put(root, "doc", json_string(r->doc), &bad);
+    return dump(root, bad, 9, err);
+}
+
+int ee_proto_index_record_parse(const char *buf, size_t len, ee_proto_index_record *out,
+                                ee_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!buf || !len) return ee_err_set(err, "index record: empty");
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) return ee_err_set(err, "index record: not valid JSON: %s", je.text);
+    int rc = -1;
+    json_t *v = json_object_get(root, "v"), *e = json_object_get(root, "embedding");
+    if (!json_is_object(root)) {
+        ee_err_set(err, "index record: must be a JSON object");
+    } else if (!json_is_integer(v) || json_integer_value(v) != EE_PROTO_VERSION) {
+        ee_err_set(err, "index record: v must be %d", EE_PROTO_VERSION);
+    } else if (rep_str(root, "id", "id", true, &out->id, err) ||
+               rep_str(root, "key_id", "key_id", true, &out->key_id, err) ||
+               rep_str(root, "doc", "doc", true, &out->doc, err)) {
+    } else if (!ee_proto_valid_id(out->id)) {
+        ee_err_set(err, "index record: id is not a valid id");
+    } else if (!ee_proto_valid_key_id(out->key_id)) {
+        ee_err_set(err, "index record %s: key_id must be %d lowercase hex characters", out->id,
+                   EE_PROTO_KEY_ID_LEN);
+    } else if (!json_is_array(e) || json_array_size(e) == 0 || json_array_size(e) > EE_PROTO_MAX_DIM) {
+        ee_err_set(err, "index record %s: embedding must be a non-empty array of numbers", out->id);
+    } else if (!(out->embedding = malloc(json_array_size(e) * sizeof *out->embedding))) {
+        ee_err_set(err, "out of memory");
+    } else {
+        out->dim = json_array_size(e);
+        rc = 0;
+        for (size_t i = 0; i < out->dim && rc == 0; i++) {
+            json_t *x = json_array_get(e, i);
+            if (!json_is_number(x) || !isfinite(json_number_value(x)))
+                rc = ee_err_set(err, "index record %s: embedding[%zu] is not a finite number",
+                                out->id, i);
+            else
+                out->embedding[i] = (float)json_number_value(x);
+        }
+    }
+    json_decref(root);
+    if (rc) ee_proto_index_record_free(out);
+    return rc;
+}
+
+void ee_proto_index_record_free(ee_proto_index_record *r) {
+    if (!r) return;
+    free(r->id);
+    free(r->key_id);
+    free(r->embedding);
+    free(r->doc);
+    memset(r, 0, sizeof *r);
 }

@@ -136,6 +136,7 @@ typedef struct ee_proto_params {
 typedef enum ee_proto_task {
     EE_TASK_GENERATE = 0, /* encrypted ids in, encrypted ids out (decoders) */
     EE_TASK_EMBED = 1,    /* encrypted ids in, an encrypted embedding out (encoders) */
+    EE_TASK_SEARCH = 2,   /* encrypted ids or query vector in, top-k documents out */
     EE_TASK_COUNT
 } ee_proto_task;
 
@@ -157,9 +158,15 @@ typedef struct ee_proto_request {
     char *key_id;      /* 32 lowercase hex */
     char *task;        /* the wire name (ee_proto_task_find) */
     ee_proto_task task_kind;
-    int32_t *tokens;   /* encrypted prompt ids */
+    int32_t *tokens;   /* encrypted prompt ids (search: or NULL, see query) */
     size_t n_tokens;
     ee_proto_params params;
+    /* search: the index, how many hits, and the query as an encrypted
+     * vector when input.embedding is given instead of input.tokens */
+    char *index;
+    uint32_t k;
+    float *query;
+    size_t query_dim;
     char *reply_to;    /* Kafka topic */
     int64_t deadline_ms; /* absolute epoch ms; 0 = none */
     bool stream;
@@ -187,7 +194,18 @@ void ee_proto_params_default(ee_proto_params *p, const ee_proto_limits *lim);
  * Returns 0, or -1 with err (code expired, id/reply_to from r). */
 int ee_proto_check_deadline(const ee_proto_request *r, int64_t now_ms, ee_proto_error *err);
 
+#define EE_PROTO_MAX_K 100          /* search.k */
+#define EE_PROTO_MAX_DIM 65536       /* input.embedding */
+
 /* ---- replies -------------------------------------------------------------- */
+
+/* One search hit: a document of the index, its score (inner product of
+ * the encrypted vectors = the plaintext cosine) and its sealed text. */
+typedef struct ee_proto_hit {
+    char *id;
+    double score;
+    char *doc;
+} ee_proto_hit;
 
 typedef struct ee_proto_reply {
     char *id;
@@ -199,6 +217,9 @@ typedef struct ee_proto_reply {
     size_t n_tokens;
     float *embedding;    /* embed: the encrypted embedding (final reply), else NULL */
     size_t dim;
+    ee_proto_hit *hits;  /* search: best first (final reply); n_hits may be 0 */
+    size_t n_hits;
+    bool is_search;      /* the final reply of a search (hits present, maybe empty) */
     char *finish_reason; /* final ok generate replies: "stop", "length", ... else NULL */
     uint32_t prompt_tokens, completion_tokens; /* usage (final ok replies) */
     double queue_ms, prefill_ms, decode_ms;    /* timings (final ok replies) */
@@ -220,6 +241,25 @@ char *ee_proto_error_reply_json(const char *id, ee_proto_code code, const char *
  * ee_proto_reply_free) or -1 with err naming the field. */
 int ee_proto_parse_reply(const char *buf, size_t len, ee_proto_reply *out, ee_err *err);
 void ee_proto_reply_free(ee_proto_reply *r);
+
+/* ---- index records --------------------------------------------------------- */
+
+/* One document of a blind index, as stored in its compacted topic
+ * ee.index.<name> (record key = id; a null value deletes it). */
+typedef struct ee_proto_index_record {
+    char *id;          /* ee_proto_valid_id */
+    char *key_id;      /* the encoder model's key id the vector is encrypted under */
+    float *embedding;  /* the encrypted embedding (as the worker returned it) */
+    size_t dim;
+    char *doc;         /* the sealed document (ee_docseal), opaque here */
+} ee_proto_index_record;
+
+char *ee_proto_index_record_to_json(const ee_proto_index_record *r, ee_err *err);
+int ee_proto_index_record_parse(const char *buf, size_t len, ee_proto_index_record *out,
+                                ee_err *err);
+void ee_proto_index_record_free(ee_proto_index_record *r);
+/* "ee.index.<name>" (malloc'd), NULL with err for an invalid name. */
+char *ee_proto_index_topic(const char *index, ee_err *err);
 
 /* ---- names ---------------------------------------------------------------- */
 

@@ -244,7 +244,7 @@ static const bad_case BAD[] = {
     {"model", LONG_MODEL, EE_PROTO_E_BAD_REQUEST, "model:"},
     /* task */
     {"task", NULL, EE_PROTO_E_BAD_REQUEST, "task: missing"},
-    {"task", "\"search\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
+    {"task", "\"rank\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
     {"task", "\"Embed\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
     {"task", "\"Generate\"", EE_PROTO_E_UNKNOWN_TASK, "task:"},
     {"task", "1", EE_PROTO_E_BAD_REQUEST, "task: must be a string"},
@@ -600,7 +600,7 @@ START_TEST(embed_request_and_reply) {
     ck_assert_int_eq(r.task_kind, EE_TASK_EMBED);
     ck_assert_str_eq(r.task, "embed");
     ck_assert_str_eq(ee_proto_task_get(EE_TASK_EMBED)->name, "embed");
-    ck_assert_ptr_null(ee_proto_task_find("search"));
+    ck_assert_ptr_nonnull(ee_proto_task_find("search"));
     ee_proto_request_free(&r);
     const char *streamed = "{\"v\":1,\"id\":\"e-2\",\"reply_to\":\"r\",\"model\":\"minilm\","
                            "\"task\":\"embed\",\"key_id\":\"0123456789abcdef0123456789abcdef\","
@@ -637,6 +637,108 @@ START_TEST(embed_request_and_reply) {
                          "\"output\":{\"embedding\":[1,\"a\"]}}";
     ck_assert_int_eq(ee_proto_parse_reply(badrep, strlen(badrep), &b, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "output.embedding[1]"));
+}
+END_TEST
+
+/* search: the query as ids or as an encrypted vector, an index and k; the
+ * reply's hits; the compacted topic's index records. */
+#define SEARCH_HEAD "{\"v\":1,\"id\":\"s-1\",\"reply_to\":\"r\",\"model\":\"minilm\"," \
+                    "\"task\":\"search\",\"key_id\":\"0123456789abcdef0123456789abcdef\","
+START_TEST(search_request_reply_and_index_records) {
+    ee_proto_request r;
+    ee_proto_error e;
+    ck_assert_int_eq(parse_str(SEARCH_HEAD "\"input\":{\"tokens\":[1,2]},\"search\":{\"index\":\"docs\",\"k\":3}}", &r, &e), 0);
+    ck_assert_int_eq(r.task_kind, EE_TASK_SEARCH);
+    ck_assert_str_eq(r.index, "docs");
+    ck_assert_uint_eq(r.k, 3);
+    ck_assert_ptr_null(r.query);
+    /* round trip through the producer's JSON */
+    ee_err err;
+    char *js = ee_proto_request_to_json(&r, &err);
+    ck_assert_ptr_nonnull(js);
+    ee_proto_request r2;
+    ck_assert_int_eq(parse_str(js, &r2, &e), 0);
+    ck_assert_str_eq(r2.index, "docs");
+    ck_assert_uint_eq(r2.k, 3);
+    ee_proto_request_free(&r2);
+    free(js);
+    ee_proto_request_free(&r);
+    ck_assert_int_eq(parse_str(SEARCH_HEAD "\"input\":{\"embedding\":[0.5,-0.25]},\"search\":{\"index\":\"docs\"}}", &r, &e), 0);
+    ck_assert_uint_eq(r.query_dim, 2);
+    ck_assert_float_eq(r.query[1], -0.25f);
+    ck_assert_uint_eq(r.k, 5); /* default */
+    js = ee_proto_request_to_json(&r, &err);
+    ck_assert_ptr_nonnull(strstr(js, "\"embedding\""));
+    free(js);
+    ee_proto_request_free(&r);
+    static const struct { const char *tail; ee_proto_code code; const char *msg; } bad[] = {
+        {"\"input\":{\"tokens\":[1]}}", EE_PROTO_E_BAD_REQUEST, "search: missing"},
+        {"\"input\":{\"tokens\":[1]},\"search\":1}", EE_PROTO_E_BAD_REQUEST, "search: must be an object"},
+        {"\"input\":{\"tokens\":[1]},\"search\":{}}", EE_PROTO_E_BAD_REQUEST, "search.index"},
+        {"\"input\":{\"tokens\":[1]},\"search\":{\"index\":\"a/b\"}}", EE_PROTO_E_BAD_REQUEST, "search.index"},
+        {"\"input\":{\"tokens\":[1]},\"search\":{\"index\":\"d\",\"k\":0}}", EE_PROTO_E_BAD_REQUEST, "search.k"},
+        {"\"input\":{\"tokens\":[1]},\"search\":{\"index\":\"d\",\"k\":101}}", EE_PROTO_E_TOO_LARGE, "search.k"},
+        {"\"input\":{\"tokens\":[1],\"embedding\":[1]},\"search\":{\"index\":\"d\"}}", EE_PROTO_E_BAD_REQUEST, "not both"},
+        {"\"input\":{},\"search\":{\"index\":\"d\"}}", EE_PROTO_E_BAD_REQUEST, "input.embedding"},
+        {"\"input\":{\"embedding\":[]},\"search\":{\"index\":\"d\"}}", EE_PROTO_E_BAD_REQUEST, "input.embedding"},
+        {"\"input\":{\"embedding\":[1,\"x\"]},\"search\":{\"index\":\"d\"}}", EE_PROTO_E_BAD_REQUEST, "input.embedding[1]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, SEARCH_HEAD "%s", bad[i].tail);
+        ck_assert_msg(parse_str(buf, &r, &e) == -1, "accepted: %s", bad[i].tail);
+        ck_assert_msg(e.code == bad[i].code && strstr(e.message, bad[i].msg), "%s -> %s (%d)",
+                      bad[i].tail, e.message, (int)e.code);
+        ck_assert(e.has_id); /* answered, not dead-lettered */
+    }
+
+    ee_proto_hit hits[2] = {{.id = "doc-3", .score = 0.8125, .doc = "c2VhbGVk"},
+                            {.id = "doc-1", .score = -0.5, .doc = NULL}};
+    ee_proto_reply rep = {.id = "s-1", .ok = true, .final = true, .is_search = true, .hits = hits,
+                          .n_hits = 2};
+    js = ee_proto_reply_to_json(&rep, &err);
+    ck_assert_msg(js != NULL, "%s", err.msg);
+    ee_proto_reply b;
+    ck_assert_int_eq(ee_proto_parse_reply(js, strlen(js), &b, &err), 0);
+    ck_assert(b.is_search);
+    ck_assert_uint_eq(b.n_hits, 2);
+    ck_assert_str_eq(b.hits[0].id, "doc-3");
+    ck_assert_double_eq(b.hits[0].score, 0.8125);
+    ck_assert_str_eq(b.hits[0].doc, "c2VhbGVk");
+    ck_assert_ptr_null(b.hits[1].doc);
+    ee_proto_reply_free(&b);
+    free(js);
+    rep.n_hits = 0; /* an empty index: zero hits is a valid answer */
+    js = ee_proto_reply_to_json(&rep, &err);
+    ck_assert_int_eq(ee_proto_parse_reply(js, strlen(js), &b, &err), 0);
+    ck_assert(b.is_search && b.n_hits == 0);
+    ee_proto_reply_free(&b);
+    free(js);
+
+    float v[3] = {0.25f, -1.0f, 3e-8f};
+    ee_proto_index_record ir = {.id = "doc-9", .key_id = "0123456789abcdef0123456789abcdef",
+                                .embedding = v, .dim = 3, .doc = "c2VhbGVk"};
+    js = ee_proto_index_record_to_json(&ir, &err);
+    ck_assert_msg(js != NULL, "%s", err.msg);
+    ee_proto_index_record o;
+    ck_assert_int_eq(ee_proto_index_record_parse(js, strlen(js), &o, &err), 0);
+    ck_assert_str_eq(o.id, "doc-9");
+    ck_assert_uint_eq(o.dim, 3);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq(o.embedding[i], v[i]);
+    ee_proto_index_record_free(&o);
+    free(js);
+    static const char *const bad_rec[] = {
+        "[]", "{\"v\":2}", "{\"v\":1,\"id\":\"d\",\"key_id\":\"zz\",\"doc\":\"x\",\"embedding\":[1]}",
+        "{\"v\":1,\"id\":\"d\",\"key_id\":\"0123456789abcdef0123456789abcdef\",\"doc\":\"x\",\"embedding\":[]}",
+        "{\"v\":1,\"id\":\"d\",\"key_id\":\"0123456789abcdef0123456789abcdef\",\"doc\":\"x\",\"embedding\":[1,null]}",
+        "{\"v\":1,\"key_id\":\"0123456789abcdef0123456789abcdef\",\"doc\":\"x\",\"embedding\":[1]}"};
+    for (size_t i = 0; i < sizeof bad_rec / sizeof bad_rec[0]; i++)
+        ck_assert_msg(ee_proto_index_record_parse(bad_rec[i], strlen(bad_rec[i]), &o, &err) == -1,
+                      "accepted %s", bad_rec[i]);
+    char *t = ee_proto_index_topic("docs", &err);
+    ck_assert_str_eq(t, "ee.index.docs");
+    free(t);
+    ck_assert_ptr_null(ee_proto_index_topic("a b", &err));
 }
 END_TEST
 
@@ -881,6 +983,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, reply_ok_final_round_trip);
     tcase_add_test(tc, reply_partial_round_trip);
     tcase_add_test(tc, embed_request_and_reply);
+    tcase_add_test(tc, search_request_reply_and_index_records);
     tcase_add_test(tc, reply_error_round_trip);
     tcase_add_test(tc, reply_parse_refusals);
     suite_add_tcase(s, tc);
