@@ -121,6 +121,7 @@ PY         = $(VENV)/bin/python
 
 .PHONY: all deps model minilm venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker
+.PHONY: check-llamacpp-bert
 
 all: $(BINS)
 
@@ -287,6 +288,11 @@ test-unit: $(BUILD)/bin/test-unit $(BINS) | $(STAMP)/venv
 test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) $(MINILM) | $(STAMP)/venv
 	bash tests/ref/make-refs.sh $(PY) $(MODEL) $(BUILD)/ref
 	EE_PY=$(PY) EE_BIN=$(BUILD)/bin EE_MODEL=$(MODEL) EE_MINILM=$(MINILM) EE_REF=$(BUILD)/ref $(BUILD)/bin/test-model
+
+# Stock llama.cpp loads the encoder GGUF ee-model import writes, tokenizes it
+# with its own WordPiece and embeds as we do (docs/ENCODER.md).
+check-llamacpp-bert: $(BINS) $(MINILM) | $(STAMP)/bench-venv
+	$(PY) tests/ref/llamacpp_bert.py --model $(MINILM) --src $(MINILM:.gguf=) --bin $(BUILD)/bin
 
 # ---- demo and bench ------------------------------------------------------
 demo: $(BINS) $(MODEL)
