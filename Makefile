@@ -7,6 +7,7 @@
 # manual step.
 
 CC      ?= cc
+CXX      = g++
 ARCH    ?= -march=native
 PKGS     = openblas jansson libsodium rdkafka inih libmicrohttpd
 CHECK    = check
@@ -32,6 +33,15 @@ PKG_CFLAGS   = $(call pkgflags,cflags)
 PKG_LIBS     = $(call pkgflags,libs)
 CHECK_CFLAGS = $(call pkgflags,check-cflags)
 CHECK_LIBS   = $(call pkgflags,check-libs)
+
+# faiss (libfaiss-dev, vector search: core/engine/ee_vindex) has no
+# pkg-config file, and its one library, libfaiss.a, is static and C++ only.
+# Its objects call BLAS/LAPACK (sgemm_, ssyrk_, sgesvd_, ...: we give it
+# OpenBLAS, whose flags pkg-config knows), OpenMP (GOMP_*) and the C++
+# runtime. The install step writes these fixed flags to libs-faiss, so
+# binaries name faiss in PKGS_* like any package; faiss must come before
+# openblas on a static link line, hence OpenBLAS again inside libs-faiss.
+FAISS_LIBS = -lfaiss $$(pkg-config --libs openblas) -fopenmp -lstdc++
 
 # ---- layers ------------------------------------------------------------------
 # core/ is five libraries, and dependencies point downward only
@@ -68,6 +78,9 @@ pkglibs      = $(foreach p,$(sort $1),$(call pkgflags,libs-$p))
 
 CFLAGS_COMMON = $(CSTD) $(WARN) $(DBG) $(PKG_CFLAGS) -pthread -fopenmp
 CFLAGS  = $(CFLAGS_COMMON) $(OPT)
+# The same for C++ (its standard instead of C's, no C-only warning).
+CXXFLAGS_COMMON = -std=c++17 $(filter-out -Wstrict-prototypes,$(WARN)) $(DBG) $(PKG_CFLAGS) -pthread -fopenmp
+CXXFLAGS = $(CXXFLAGS_COMMON) $(OPT)
 LDLIBS  = $(PKG_LIBS) -lm -pthread -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -82,8 +95,10 @@ ISA_FLAGS_ee_kernels_avx512 = -march=x86-64-v4 $(ISA_TUNE)
 ISA_FLAGS_ee_kernels_avx2   = -march=x86-64-v3 $(ISA_TUNE)
 isa_flags = $(ISA_FLAGS_$(notdir $1))
 
-layer_src  = $(wildcard core/$1/*.c)
-layer_obj  = $(patsubst %.c,$(BUILD)/$2/%.o,$(call layer_src,$1))
+# C and C++ sources of a layer (C++ only where a package has no C API: the
+# faiss bridge core/engine/ee_vindex_faiss.cpp), one object per source.
+layer_src  = $(wildcard core/$1/*.c core/$1/*.cpp)
+layer_obj  = $(patsubst %,$(BUILD)/$2/%.o,$(basename $(call layer_src,$1)))
 LIB        = $(BUILD)/lib
 lib_of     = $(foreach l,$1,$(LIB)/libee_$l.a)
 lib_san_of = $(foreach l,$1,$(LIB)/libee_$l-san.a)
@@ -137,6 +152,7 @@ $(STAMP)/deps: FORCE
 	pkg-config --cflags $(PKGS) > $(PKGFLAGS)/cflags
 	pkg-config --libs $(PKGS) > $(PKGFLAGS)/libs
 	for p in $(PKGS); do pkg-config --libs $$p > $(PKGFLAGS)/libs-$$p; done
+	echo "$(FAISS_LIBS)" > $(PKGFLAGS)/libs-faiss
 	pkg-config --cflags $(CHECK) > $(PKGFLAGS)/check-cflags
 	pkg-config --libs $(CHECK) > $(PKGFLAGS)/check-libs
 	@touch $@
@@ -164,9 +180,17 @@ $(BUILD)/san/%.o: %.c | $(STAMP)/deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(ARCH) $(call src_inc,$<) $(call isa_flags,$*) $(SAN) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj/%.o: %.cpp | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(call src_inc,$<) -MMD -MP -c $< -o $@
+
+$(BUILD)/san/%.o: %.cpp | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_COMMON) -O1 $(ARCH) $(call src_inc,$<) $(SAN) -MMD -MP -c $< -o $@
+
 .SECONDEXPANSION:
 # Named here so they are ordinary targets, not intermediates make may skip.
-$(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(CORE_SRC:%.c=$(BUILD)/san/%.o):
+$(patsubst %,$(BUILD)/obj/%.o,$(basename $(CORE_SRC))) $(patsubst %,$(BUILD)/san/%.o,$(basename $(CORE_SRC))):
 # One static library per layer (and an ASan/UBSan build of each for the
 # unit tier).
 $(LIB)/libee_%.a: $$(call layer_obj,$$*,obj) | $(STAMP)/deps
@@ -237,7 +261,7 @@ $(BUILD)/tobj/tests/runner-model.o: tests/runner.c $(BUILD)/gen/model-suites.h |
 
 $(BUILD)/bin/test-unit: $(BUILD)/san/tests/runner-unit.o $(UNIT_OBJ) $(LIBS_ALL_SAN) | $(STAMP)/deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $^ $(LDLIBS) $(call pkglibs,faiss) $(CHECK_LIBS)
 
 $(BUILD)/bin/test-model: $(BUILD)/tobj/tests/runner-model.o $(MODEL_TOBJ) $(LIBS_ALL) | $(STAMP)/deps
 	@mkdir -p $(dir $@)

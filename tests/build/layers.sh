@@ -27,7 +27,7 @@ check_tree() {
     done
     for l in $LAYERS; do
         local allowed; allowed=" $(uses "$l") "
-        for f in "$dir"/core/"$l"/*.[ch]; do
+        for f in "$dir"/core/"$l"/*.[ch] "$dir"/core/"$l"/*.cpp; do
             [ -e "$f" ] || continue
             while read -r inc; do
                 local hl="${layer_of[$inc]:-}"
@@ -42,7 +42,7 @@ check_tree() {
     # module graph: edges module -> included module, within each program
     for part in core consumer; do
         local edges
-        edges=$(for f in $(find "$dir/$part" -name '*.[ch]'); do
+        edges=$(for f in $(find "$dir/$part" -name '*.[ch]' -o -name '*.cpp'); do
             local m; m=$(basename "$f"); m=${m%.*}; m=${m%_impl}
             sed -n 's/^#include "\([^"]*\)\.h".*/\1/p' "$f" | sed 's/_impl$//' | while read -r dep; do
                 [ "$dep" = "$m" ] || echo "$m $dep"
@@ -79,5 +79,5 @@ echo '#include "svc_poll.h"' >> "$tmp/consumer/svc_queue.c"
 report=$(check_tree "$tmp") && fail "negative control: an include cycle (svc_queue -> svc_poll) was not caught"
 grep -q "include cycle in consumer" <<<"$report" || fail "negative control: wrong report: $report"
 
-n_core=$(find "$(dirname "${BASH_SOURCE[0]}")/../../core" -name '*.c' | wc -l)
+n_core=$(find "$(dirname "${BASH_SOURCE[0]}")/../../core" -name '*.c' -o -name '*.cpp' | wc -l)
 echo "layers: $n_core core files in $(wc -w <<<"$LAYERS") layers include only downward; no include cycle in core/ or consumer/; both negative controls caught"
