@@ -134,8 +134,8 @@ MINILM     = .cache/models/all-MiniLM-L6-v2.gguf
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model minilm venv test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
-.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker
+.PHONY: all deps model minilm venv demo-rag test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
+.PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker bench-embed
 .PHONY: check-llamacpp-bert
 
 all: $(BINS)
@@ -205,7 +205,7 @@ $(LIB)/libee_%-san.a: $$(call layer_obj,$$*,san) | $(STAMP)/deps
 LIBS_ee-model     = ee engine text base
 PKGS_ee-model     = openblas libsodium jansson
 LIBS_ee-consumer  = svc ee engine text base
-PKGS_ee-consumer  = openblas libsodium jansson inih libmicrohttpd rdkafka
+PKGS_ee-consumer  = faiss openblas libsodium jansson inih libmicrohttpd rdkafka
 LIBS_ee-producer  = svc ee text base
 PKGS_ee-producer  = libsodium jansson rdkafka
 LIBS_ee-devbroker =
@@ -322,6 +322,10 @@ check-llamacpp-bert: $(BINS) $(MINILM) | $(STAMP)/bench-venv
 demo: $(BINS) $(MODEL)
 	bash scripts/demo.sh
 
+# Blind retrieval and RAG end to end on the embedded default (docs/RAG.md).
+demo-rag: $(BINS) $(MODEL) $(MINILM)
+	bash scripts/demo-rag.sh
+
 $(STAMP)/bench-venv: bench/requirements.txt | $(STAMP)/venv
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 	@touch $@
@@ -369,6 +373,12 @@ bench-worker: $(BINS) $(MODEL) | $(STAMP)/venv
 # type, on a held-out text from a package (docs/BENCHMARKS.md).
 bench-quality: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 	$(PY) bench/quality.py --model $(MODEL) --bin $(BUILD)/bin
+
+# Sentence embeddings/s: ee-model embed (all-MiniLM-L6-v2, plaintext and
+# encrypted) against sentence-transformers (PyTorch) and ONNX Runtime, same
+# sentences, same run, 2 threads each (docs/BENCHMARKS.md).
+bench-embed: $(BINS) $(MINILM) | $(STAMP)/bench-venv
+	$(PY) bench/embed_speed.py --bin $(BUILD)/bin --model $(MINILM) --hf-dir $(MINILM:.gguf=)
 
 # Added cost per job of sealing and signing (docs/BENCHMARKS.md).
 bench-seal: $(BUILD)/bin/bench-seal

@@ -4,6 +4,7 @@
 #include "svc.h"
 
 #include "svc_auth.h"
+#include "svc_index.h"
 #include "svc_infer.h"
 #include "svc_jobs.h"
 #include "svc_kafka.h"
@@ -33,6 +34,9 @@ static const char *USAGE =
     "  --config FILE            worker configuration (config/README.md)\n"
     "  --bootstrap HOST:PORT    Kafka bootstrap servers ([kafka] bootstrap.servers)\n"
     "  --model NAME=ENC.gguf    serve an encrypted model as NAME (repeatable)\n"
+    "  --index NAME=MODEL[:flat|hnsw]  serve search jobs from the blind index in the\n"
+    "                           compacted topic ee.index.NAME, vectors of encoder MODEL\n"
+    "                           (repeatable; docs/RAG.md)\n"
     "  --class C[,C...]         resource classes to serve ([worker] classes)\n"
     "  --group G                one consumer group for every (model, class)\n"
     "  --threads N              inference threads (<= cores this worker owns)\n"
@@ -121,6 +125,7 @@ int main(int argc, char **argv) {
         {"metrics-port", required_argument, 0, 'p'}, {"metrics-bind", required_argument, 0, 'a'},
         {"kafka", required_argument, 0, 'k'},      {"set", required_argument, 0, 's'},
         {"check", no_argument, 0, 'x'},            {"help", no_argument, 0, 'h'},
+        {"index", required_argument, 0, 'I'},
         {0, 0, 0, 0},
     };
     /* First pass: the config file (flags override it whatever their order). */
@@ -158,6 +163,7 @@ int main(int argc, char **argv) {
         switch (o) {
         case 'b': rc = ee_config_set_override(&cfg, "kafka.bootstrap.servers", optarg, &err); break;
         case 'm': rc = split_override(&cfg, "--model", "model.", optarg, &err); break;
+        case 'I': rc = split_override(&cfg, "--index", "index.", optarg, &err); break;
         case 'C': rc = ee_config_set_override(&cfg, "worker.classes", optarg, &err); break;
         case 'g': rc = ee_config_set_override(&cfg, "worker.group", optarg, &err); break;
         case 't': rc = ee_config_set_override(&cfg, "worker.threads", optarg, &err); break;
@@ -241,6 +247,7 @@ int main(int argc, char **argv) {
     if (svc_metrics_open(s, &err)) goto out;
     if (svc_kafka_open(s, &svc_poll_hooks, &err)) goto out;
     if (svc_create_topics(s, &err)) goto out;
+    if (svc_index_open(s, &err)) goto out; /* every index read before any job */
     if (svc_infer_start(s, &err)) goto out;
     infer_started = true;
     if (svc_subscribe(s, &err)) goto out;
@@ -317,6 +324,7 @@ out:
         svc_job_free(j);
     }
     free(s->retry);
+    svc_index_close(s);
     svc_kafka_close(s);
     svc_models_close(s);
     svc_auth_close(s);

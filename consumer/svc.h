@@ -29,6 +29,7 @@
 
 #include "ee_arch.h"
 #include "ee_batch.h"
+#include "ee_vindex.h"
 #include "ee_bert.h"
 #include "ee_config.h"
 #include "ee_gguf.h"
@@ -63,6 +64,25 @@ typedef struct svc_model {
     int n_stop;
     ee_proto_limits limits;
 } svc_model;
+
+/* ---- blind indexes (svc_index.c) --------------------------------------------- */
+
+typedef struct svc_index {
+    const char *name;        /* [index NAME] */
+    char *topic;             /* ee.index.<name>, compacted */
+    int model;               /* the encoder (index into svc.models) */
+    int dim;
+    ee_vindex_kind kind;
+    ee_vindex *vx;           /* vector id = slot */
+    rd_kafka_t *rk;          /* assign()ed consumer of the topic */
+    pthread_rwlock_t lock;   /* the documents: poll thread writes, inference reads */
+    char **ids;              /* [n_slots] document id of each slot */
+    char **docs;             /* [n_slots] sealed text, NULL when deleted */
+    size_t n_slots, cap_slots, cap_docs, live;
+    int64_t *hash;           /* id -> slot, open addressing, -1 empty */
+    size_t hcap;
+    long rejected;           /* records skipped (logged) */
+} svc_index;
 
 /* ---- jobs ------------------------------------------------------------------ */
 
@@ -119,6 +139,9 @@ typedef struct svc_job {
     uint32_t n_out;
     float *embedding;           /* embed: the encrypted embedding, final reply */
     int dim;
+    ee_proto_hit *hits;         /* search: the hits, final reply */
+    size_t n_hits;
+    int index;                  /* search: index into svc.indexes */
     const char *finish;         /* "stop", "length" */
     double retry_at;            /* dead letter failed: resend at (ee_now_ms) */
     double queue_ms, prefill_ms, decode_ms;
@@ -157,6 +180,8 @@ typedef struct svc {
     int n_models;
     svc_cons *cons;
     int n_cons;
+    svc_index *indexes;
+    int n_indexes;
     svc_kafka_hooks hooks;      /* svc_kafka_open */
     rd_kafka_t *producer;       /* replaced after a fatal error: use under prod_lock */
     pthread_rwlock_t prod_lock; /* read: produce (any thread); write: the swap */

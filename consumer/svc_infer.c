@@ -7,6 +7,7 @@
  * here, so its threads are the ones that serve jobs. */
 #include "svc_infer.h"
 
+#include "svc_index.h"
 #include "svc_jobs.h"
 #include "svc_log.h"
 #include "svc_queue.h"
@@ -89,9 +90,17 @@ static void run_embeds(svc *s, svc_model *sm, svc_job **jobs, int n) {
     ee_err err = {{0}};
     double t0 = ee_now_ms();
     int rc = -1;
-    if (ids && lens && out) {
-        for (int i = 0; i < n; i++) ids[i] = jobs[i]->req.tokens, lens[i] = jobs[i]->req.n_tokens;
-        rc = ee_bert_embed(sm->enc, (const int32_t *const *)ids, lens, n, out, &err);
+    int n_run = 0; /* jobs with ids to embed (a search may bring its vector) */
+    int *row = malloc(sizeof *row * (size_t)n);
+    if (ids && lens && out && row) {
+        for (int i = 0; i < n; i++) {
+            row[i] = -1;
+            if (!jobs[i]->req.tokens) continue;
+            row[i] = n_run;
+            ids[n_run] = jobs[i]->req.tokens;
+            lens[n_run++] = jobs[i]->req.n_tokens;
+        }
+        rc = n_run ? ee_bert_embed(sm->enc, (const int32_t *const *)ids, lens, n_run, out, &err) : 0;
     } else {
         ee_err_set(&err, "out of memory");
     }
@@ -99,8 +108,21 @@ static void run_embeds(svc *s, svc_model *sm, svc_job **jobs, int n) {
     for (int i = 0; i < n; i++) {
         svc_job *j = jobs[i];
         j->prefill_ms = ms;
-        if (rc == 0 && (j->embedding = malloc(sizeof(float) * d))) {
-            memcpy(j->embedding, out + (size_t)i * d, sizeof(float) * d);
+        const float *vec = rc == 0 ? (row[i] >= 0 ? out + (size_t)row[i] * d : j->req.query) : NULL;
+        if (vec && j->req.task_kind == EE_TASK_SEARCH) {
+            /* the encrypted query against the index: the plaintext ranking */
+            ee_err serr = {{0}};
+            double t1 = ee_now_ms();
+            if (svc_index_search(&s->indexes[j->index], vec, (int)j->req.k, &j->hits, &j->n_hits,
+                                 &serr) == 0) {
+                j->code = EE_PROTO_OK;
+            } else {
+                j->code = EE_PROTO_E_INTERNAL;
+                snprintf(j->message, sizeof j->message, "search failed: %s", serr.msg);
+            }
+            j->decode_ms = ee_now_ms() - t1;
+        } else if (vec && (j->embedding = malloc(sizeof(float) * d))) {
+            memcpy(j->embedding, vec, sizeof(float) * d);
             j->dim = d;
             j->code = EE_PROTO_OK;
         } else {
@@ -118,6 +140,7 @@ static void run_embeds(svc *s, svc_model *sm, svc_job **jobs, int n) {
     free(ids);
     free(lens);
     free(out);
+    free(row);
 }
 
 /* Start a job taken from the queue: deadline, then into its model's batch

@@ -6,6 +6,7 @@
 #include "svc_jobs.h"
 
 #include "svc_auth.h"
+#include "svc_index.h"
 #include "svc_kafka.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
@@ -72,6 +73,8 @@ void svc_job_free(svc_job *j) {
     ee_proto_request_free(&j->req);
     free(j->out);
     free(j->embedding);
+    for (size_t i = 0; i < j->n_hits; i++) free(j->hits[i].id), free(j->hits[i].doc);
+    free(j->hits);
     free(j);
 }
 
@@ -151,7 +154,27 @@ void svc_handle_job(svc *s, svc_job *j) {
         return;
     }
     const ee_proto_task want = topic_model->kind == EE_KIND_ENCODER ? EE_TASK_EMBED : EE_TASK_GENERATE;
-    if (j->req.task_kind != want) {
+    const bool kind_ok = j->req.task_kind == want ||
+                         (j->req.task_kind == EE_TASK_SEARCH && topic_model->kind == EE_KIND_ENCODER);
+    if (kind_ok && j->req.task_kind == EE_TASK_SEARCH) {
+        svc_index *ix = svc_index_find(s, j->req.index);
+        if (!ix || ix->model != j->model) {
+            snprintf(msg, sizeof msg, "search.index: '%s' is not an index of model %s on this "
+                     "worker", j->req.index, topic_model->name);
+            set_error(j, EE_PROTO_E_BAD_REQUEST, msg);
+            answer_error(s, j);
+            return;
+        }
+        if (j->req.query && (int)j->req.query_dim != ix->dim) {
+            snprintf(msg, sizeof msg, "input.embedding: %zu values; model %s's embeddings have %d",
+                     j->req.query_dim, topic_model->name, ix->dim);
+            set_error(j, EE_PROTO_E_BAD_REQUEST, msg);
+            answer_error(s, j);
+            return;
+        }
+        j->index = (int)(ix - s->indexes);
+    }
+    if (!kind_ok) {
         snprintf(msg, sizeof msg, "task: model %s is %s; it does %s, not %s", topic_model->name,
                  topic_model->kind == EE_KIND_ENCODER ? "an encoder" : "a decoder",
                  ee_proto_task_get(want)->name, j->req.task);
@@ -239,6 +262,8 @@ void svc_send_final(svc *s, svc_job *j) {
         ee_proto_reply r = {.id = j->id, .ok = true, .seq = j->seq, .final = true,
                             .tokens = j->out, .n_tokens = j->n_out,
                             .embedding = j->embedding, .dim = (size_t)j->dim,
+                            .hits = j->hits, .n_hits = j->n_hits,
+                            .is_search = j->req.task_kind == EE_TASK_SEARCH,
                             .finish_reason = (char *)j->finish,
                             .prompt_tokens = (uint32_t)j->req.n_tokens,
                             .completion_tokens = j->n_out, .queue_ms = j->queue_ms,

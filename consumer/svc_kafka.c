@@ -80,7 +80,7 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, ee_err 
 
 /* Our defaults, then the user's [kafka] properties (they win), then the
  * few the worker's guarantees depend on (they cannot be overridden). */
-static rd_kafka_conf_t *make_conf(svc *s, bool consumer, const char *group, ee_err *err) {
+rd_kafka_conf_t *svc_kafka_conf(svc *s, bool consumer, const char *group, ee_err *err) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const ee_config *c = s->cfg;
     char client_id[200];
@@ -165,8 +165,7 @@ static int add_topic(svc_cons *c, const char *topic, int model, const char *cls)
     return 0;
 }
 
-/* librdkafka writes one byte to the wake pipe when q becomes non-empty. */
-static void wake_on(svc *s, rd_kafka_queue_t *q) {
+void svc_kafka_wake_on(svc *s, rd_kafka_queue_t *q) {
     if (!q) return;
     if (s->wake_wr >= 0) rd_kafka_queue_io_event_enable(q, s->wake_wr, "k", 1);
     rd_kafka_queue_destroy(q);
@@ -209,7 +208,7 @@ int svc_kafka_open(svc *s, const svc_kafka_hooks *hooks, ee_err *err) {
             if (rc) return ee_err_set(err, "out of memory");
         }
     char e[512];
-    rd_kafka_conf_t *pc = make_conf(s, false, NULL, err);
+    rd_kafka_conf_t *pc = svc_kafka_conf(s, false, NULL, err);
     if (!pc) return -1;
     s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e);
     if (!s->producer) return ee_err_set(err, "kafka producer: %s", e);
@@ -217,14 +216,14 @@ int svc_kafka_open(svc *s, const svc_kafka_hooks *hooks, ee_err *err) {
     if (tf && *tf) s->test_fatal_after = strtol(tf, NULL, 10);
     for (int k = 0; k < s->n_cons; k++) {
         svc_cons *sc = &s->cons[k];
-        rd_kafka_conf_t *cc = make_conf(s, true, sc->group, err);
+        rd_kafka_conf_t *cc = svc_kafka_conf(s, true, sc->group, err);
         if (!cc) return -1;
         sc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
         if (!sc->rk) return ee_err_set(err, "kafka consumer (group %s): %s", sc->group, e);
         rd_kafka_poll_set_consumer(sc->rk);
-        wake_on(s, rd_kafka_queue_get_consumer(sc->rk));
+        svc_kafka_wake_on(s, rd_kafka_queue_get_consumer(sc->rk));
     }
-    wake_on(s, rd_kafka_queue_get_main(s->producer));
+    svc_kafka_wake_on(s, rd_kafka_queue_get_main(s->producer));
     return 0;
 }
 
@@ -334,7 +333,7 @@ int svc_create_topics(svc *s, ee_err *err) {
 int svc_producer_recreate(svc *s) {
     ee_err err = {{0}};
     char e[512];
-    rd_kafka_conf_t *pc = make_conf(s, false, NULL, &err);
+    rd_kafka_conf_t *pc = svc_kafka_conf(s, false, NULL, &err);
     rd_kafka_t *nw = pc ? rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e) : NULL;
     if (!nw) {
         json_t *f = json_object();
@@ -342,7 +341,7 @@ int svc_producer_recreate(svc *s) {
         svc_log("error", "producer_recreate_failed", f);
         return -1;
     }
-    wake_on(s, rd_kafka_queue_get_main(nw));
+    svc_kafka_wake_on(s, rd_kafka_queue_get_main(nw));
     pthread_rwlock_wrlock(&s->prod_lock);
     rd_kafka_t *old = s->producer;
     s->producer = nw;

@@ -16,5 +16,11 @@ int svc_subscribe(svc *s, ee_err *err);
  * -1 if no producer could be made (then the worker drains and exits 3). */
 int svc_producer_recreate(svc *s);
 void svc_set_paused(svc *s, bool paused);
+/* A client configuration as the worker's own clients get it (defaults,
+ * [kafka] settings, callbacks); consumers join group. */
+rd_kafka_conf_t *svc_kafka_conf(svc *s, bool consumer, const char *group, ee_err *err);
+/* librdkafka writes one byte to the wake pipe when q becomes non-empty;
+ * q is destroyed (the queue stays). */
+void svc_kafka_wake_on(svc *s, rd_kafka_queue_t *q);
 
 #endif

@@ -11,6 +11,7 @@
  * cooperative assignor anyway. */
 #include "svc_poll.h"
 
+#include "svc_index.h"
 #include "svc_jobs.h"
 #include "svc_kafka.h"
 #include "svc_log.h"
@@ -249,6 +250,7 @@ bool svc_poll_round(svc *s, int timeout_ms, bool accept) {
         if (n == 64) s->poll_pending = true;
     }
     rd_kafka_poll(s->producer, 0);
+    svc_index_poll(s);
     svc_collect_returned(s);
     if (accept) {
         bool full = s->inflight >= (int)s->cfg->max_inflight;

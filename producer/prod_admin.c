@@ -8,7 +8,7 @@
 
 /* Asks the cluster to create topic; "" in why on success or if it exists. */
 static void create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
-                         double deadline, char *why, size_t why_cap) {
+                         const char *cleanup_policy, double deadline, char *why, size_t why_cap) {
     char es[512];
     why[0] = 0;
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication, es, sizeof es);
@@ -16,6 +16,7 @@ static void create_topic(rd_kafka_t *rk, const char *topic, int partitions, int 
         snprintf(why, why_cap, "%s", es);
         return;
     }
+    if (cleanup_policy) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", cleanup_policy);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     int left = prod_ms_left(deadline);
@@ -76,6 +77,13 @@ static int lookup(rd_kafka_t *rk, prod_kcap *cap, const char *bootstrap, const c
 int prod_admin_ensure_topic(rd_kafka_t *rk, prod_kcap *cap, const char *bootstrap,
                             const char *topic, int partitions, int replication, double deadline,
                             ee_err *err) {
+    return prod_admin_ensure_topic_ex(rk, cap, bootstrap, topic, partitions, replication, NULL,
+                                      deadline, err);
+}
+
+int prod_admin_ensure_topic_ex(rd_kafka_t *rk, prod_kcap *cap, const char *bootstrap,
+                               const char *topic, int partitions, int replication,
+                               const char *cleanup_policy, double deadline, ee_err *err) {
     bool ready = false, has_controller = false;
     int n = lookup(rk, cap, bootstrap, topic, deadline, &ready, &has_controller, err);
     if (n == -2) return -1;
@@ -89,7 +97,7 @@ int prod_admin_ensure_topic(rd_kafka_t *rk, prod_kcap *cap, const char *bootstra
         if (!has_controller)
             snprintf(why, sizeof why, "the cluster names no controller: no Admin API");
         else
-            create_topic(rk, topic, partitions, replication, deadline, why, sizeof why);
+            create_topic(rk, topic, partitions, replication, cleanup_policy, deadline, why, sizeof why);
     }
     /* Right after CreateTopics a broker may still answer "unknown topic",
      * and a partition may have no leader yet: wait until it is usable. */

@@ -21,4 +21,9 @@ int prod_admin_ensure_topic(rd_kafka_t *rk, prod_kcap *cap, const char *bootstra
                             const char *topic, int partitions, int replication, double deadline,
                             ee_err *err);
 
+/* The same, creating it with cleanup.policy = cleanup_policy (NULL: the
+ * broker's default), e.g. "compact" for a blind index's topic. */
+int prod_admin_ensure_topic_ex(rd_kafka_t *rk, prod_kcap *cap, const char *bootstrap,
+                               const char *topic, int partitions, int replication,
+                               const char *cleanup_policy, double deadline, ee_err *err);
 #endif

@@ -48,6 +48,8 @@ char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char
         .deadline_ms = g->deadline_in_ms ? ee_epoch_ms() + g->deadline_in_ms : 0,
         .stream = g->stream,
         .reply_pk = cl->seal ? reply_pk : NULL,
+        .index = (char *)g->index,
+        .k = g->k,
     };
     if (deadline_ms) *deadline_ms = r.deadline_ms;
     return ee_proto_request_to_json(&r, err);

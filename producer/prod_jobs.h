@@ -17,7 +17,9 @@
 
 typedef struct prod_gen_opts {
     const char *model;
-    ee_proto_task task;            /* generate (default) or embed */
+    ee_proto_task task;            /* generate (default), embed or search */
+    const char *index;             /* search: the index */
+    uint32_t k;                    /* search: hits wanted */
     const char *cls;               /* forced class, or NULL: ee_proto_choose_class */
     ee_proto_class_thresholds th;
     ee_proto_params params;        /* max_tokens, temperature, top_k, top_p, seed */

@@ -123,7 +123,7 @@ static void free_classes(char **v, size_t n) {
 
 /* ---- keys of [worker] and [limits] ------------------------------------------ */
 
-typedef enum sect { S_NONE, S_WORKER, S_LIMITS, S_MODEL, S_KAFKA, S_TOPICS, S_TENANT } sect;
+typedef enum sect { S_NONE, S_WORKER, S_LIMITS, S_MODEL, S_KAFKA, S_TOPICS, S_TENANT, S_INDEX } sect;
 typedef enum ktype { K_U32, K_NAME, K_GROUP, K_CLASSES, K_ADDR, K_PATH } ktype;
 
 typedef struct keydef {
@@ -355,6 +355,45 @@ static int check_path(const char *where, const char *value, ee_err *err) {
     return 0;
 }
 
+/* The index named name (created when create), or NULL. */
+static ee_config_index *index_get(ee_config *c, const char *name, bool create) {
+    for (size_t i = 0; i < c->n_indexes; i++)
+        if (strcmp(c->indexes[i].name, name) == 0) return &c->indexes[i];
+    if (!create) return NULL;
+    char *nm = xstrdup(name);
+    ee_config_index *v = nm ? realloc(c->indexes, (c->n_indexes + 1) * sizeof *v) : NULL;
+    if (!v) {
+        free(nm);
+        return NULL;
+    }
+    c->indexes = v;
+    memset(&v[c->n_indexes], 0, sizeof *v);
+    v[c->n_indexes].name = nm;
+    return &v[c->n_indexes++];
+}
+
+/* model = NAME | kind = flat|hnsw */
+static int index_set(ee_config_index *ix, const char *where, const char *key, const char *value,
+                     ee_err *err) {
+    char **slot;
+    if (strcmp(key, "model") == 0) {
+        if (!ee_proto_valid_name(value))
+            return ee_err_set(err, "%s: model: '%s' is not a model name", where, show("model", value).s);
+        slot = &ix->model;
+    } else if (strcmp(key, "kind") == 0) {
+        if (strcmp(value, "flat") != 0 && strcmp(value, "hnsw") != 0)
+            return ee_err_set(err, "%s: kind: '%s' is not flat or hnsw", where, show("kind", value).s);
+        slot = &ix->kind;
+    } else {
+        return ee_err_set(err, "%s: unknown key '%s' (known: model, kind)", where, show("key", key).s);
+    }
+    char *v = xstrdup(value);
+    if (!v) return ee_err_set(err, "%s: out of memory", where);
+    free(*slot);
+    *slot = v;
+    return 0;
+}
+
 static int set_model_path(ee_config_model *m, const char *where, const char *value, ee_err *err) {
     char *p = xstrdup(value);
     if (!p) return ee_err_set(err, "%s: out of memory", where);
@@ -452,6 +491,12 @@ void ee_config_free(ee_config *c) {
         free(c->models[i].path);
     }
     free(c->models);
+    for (size_t i = 0; i < c->n_indexes; i++) {
+        free(c->indexes[i].name);
+        free(c->indexes[i].model);
+        free(c->indexes[i].kind);
+    }
+    free(c->indexes);
     for (size_t i = 0; i < c->n_kafka; i++) {
         free(c->kafka[i].key);
         free(c->kafka[i].value);
@@ -472,6 +517,7 @@ typedef struct pstate {
     ee_err *err;
     sect cur;
     ee_config_model *model; /* current [model X] (index into c->models) */
+    size_t index_idx;       /* current [index X] */
     size_t model_idx;
     char cur_name[96];      /* "[worker]", "[model x]" for messages */
     bool key_in_section;    /* a key line was seen since the header */
@@ -555,6 +601,24 @@ static int on_header(pstate *st, const char *start) {
         snprintf(st->cur_name, sizeof st->cur_name, "[model %s]", m);
         return 0;
     }
+    if (strncmp(name, "index", 5) == 0 && is_space(name[5])) {
+        const char *m = name + 5;
+        while (is_space(*m)) m++;
+        char where[160];
+        snprintf(where, sizeof where, "%s:%d: [%s]", st->file, st->line, name);
+        if (!ee_proto_valid_name(m))
+            return fail(st, st->line),
+                   ee_err_set(st->err, "%s: '%s' is not an index name ([A-Za-z0-9._-]{1,%d})", where,
+                              show("index", m).s, EE_PROTO_NAME_MAX);
+        ee_config_index *ix = index_get(st->c, m, true);
+        if (!ix) return fail(st, st->line), ee_err_set(st->err, "%s: out of memory", where);
+        if (ix->model || ix->kind)
+            return fail(st, st->line), ee_err_set(st->err, "%s: duplicate section", where);
+        st->index_idx = (size_t)(ix - st->c->indexes);
+        st->cur = S_INDEX;
+        snprintf(st->cur_name, sizeof st->cur_name, "[index %s]", m);
+        return 0;
+    }
     if (strncmp(name, "tenant", 6) == 0 && is_space(name[6])) {
         const char *m = name + 6;
         while (is_space(*m)) m++;
@@ -588,7 +652,7 @@ static int on_header(pstate *st, const char *start) {
     return fail(st, st->line),
            ee_err_set(st->err,
                       "%s:%d: unknown section [%s] (expected [worker], [limits], [topics], [model NAME], "
-                      "[tenant NAME] or [kafka])",
+                      "[index NAME], [tenant NAME] or [kafka])",
                       st->file, st->line, show("section", name).s);
 }
 
@@ -661,6 +725,11 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         st->seen_key[k] = st->line;
         if (set_known(c, &KEYS[k], where, value, st->err)) return fail(st, st->line), 0;
+        return 1;
+    }
+    case S_INDEX: {
+        if (index_set(&c->indexes[st->index_idx], where, name, value, st->err))
+            return fail(st, st->line), 0;
         return 1;
     }
     case S_MODEL: {
@@ -841,11 +910,28 @@ int ee_config_set_override(ee_config *c, const char *key, const char *value, ee_
         m->path = p;
         return 0;
     }
+    if (sl == 5 && strncmp(key, "index", 5) == 0) { /* index.NAME = MODEL[:KIND] */
+        if (!ee_proto_valid_name(rest))
+            return ee_err_set(err, "%s: '%s' is not an index name", where, show("index", rest).s);
+        ee_config_index *ix = index_get(c, rest, true);
+        if (!ix) return ee_err_set(err, "%s: out of memory", where);
+        const char *colon = strchr(value, ':');
+        char model[EE_PROTO_NAME_MAX + 2];
+        size_t ml = colon ? (size_t)(colon - value) : strlen(value);
+        if (ml == 0 || ml > EE_PROTO_NAME_MAX)
+            return ee_err_set(err, "%s: '%s' is not MODEL[:flat|hnsw]", where, show("value", value).s);
+        memcpy(model, value, ml);
+        model[ml] = 0;
+        return index_set(ix, where, "model", model, err) ||
+                       (colon && index_set(ix, where, "kind", colon + 1, err))
+                   ? -1
+                   : 0;
+    }
     if (sl == 5 && strncmp(key, "kafka", 5) == 0) {
         if (check_kafka(where, rest, value, err)) return -1;
         return kafka_set(c, where, rest, value, err);
     }
-    return ee_err_set(err, "%s: unknown section (expected worker., limits., topics., model., kafka.)",
+    return ee_err_set(err, "%s: unknown section (expected worker., limits., topics., model., index., kafka.)",
                       where);
 }
 
@@ -907,6 +993,17 @@ int ee_config_validate(const ee_config *c, ee_err *err) {
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->kafka[i].key, c->kafka[j].key) == 0)
                 return ee_err_set(err, "%s: [kafka] %s: duplicate key", src, c->kafka[i].key);
+    }
+    for (size_t i = 0; i < c->n_indexes; i++) {
+        const ee_config_index *ix = &c->indexes[i];
+        if (!ix->model)
+            return ee_err_set(err, "%s: [index %s] model: missing (the encoder its vectors come "
+                                   "from)", src, ix->name);
+        bool known = false;
+        for (size_t j = 0; j < c->n_models; j++) known |= strcmp(c->models[j].name, ix->model) == 0;
+        if (!known)
+            return ee_err_set(err, "%s: [index %s] model: '%s' is not a served model ([model %s])",
+                              src, ix->name, ix->model, ix->model);
     }
     /* Sealed and signed jobs need their keys. */
     if (c->require_sealed && !c->pool_key)

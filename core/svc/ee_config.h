@@ -67,6 +67,14 @@ typedef struct ee_config_model {
     char *path; /* encrypted GGUF */
 } ee_config_model;
 
+/* [index NAME]: a blind vector index this worker serves search jobs from
+ * (docs/RAG.md); its store is the compacted topic ee.index.NAME. */
+typedef struct ee_config_index {
+    char *name;  /* ee_proto_valid_name */
+    char *model; /* the encoder model ([model X]) whose encrypted vectors it holds */
+    char *kind;  /* "flat" (exact, default) or "hnsw" (approximate) */
+} ee_config_index;
+
 /* [tenant NAME]: a client allowed to submit signed jobs (docs/PROTOCOL.md,
  * "Sealed and signed jobs"). */
 typedef struct ee_config_tenant {
@@ -80,6 +88,8 @@ typedef struct ee_config_tenant {
 } ee_config_tenant;
 
 typedef struct ee_config {
+    ee_config_index *indexes; /* [index NAME] sections / index.NAME=MODEL[:KIND] */
+    size_t n_indexes;
     char *source; /* file path, "<string>" or NULL (init only); for messages */
 
     /* [worker] */
