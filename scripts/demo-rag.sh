@@ -56,7 +56,7 @@ $BIN/ee-consumer --bootstrap "$BOOT" --model "minilm=$ENC_E" --model "smollm2=$E
   --grace-ms 2000 --kafka session.timeout.ms=6000 >"$WLOG" 2>&1 &
 wpid=$!
 for _ in $(seq 1 600); do
-  grep -q '"event":"partitions_assigned"' "$WLOG" && break
+  grep -q '"event":"partitions_assigned"' "$WLOG" 2>/dev/null && break
   kill -0 "$wpid" 2>/dev/null || { echo "worker exited:"; cat "$WLOG"; exit 1; }
   sleep 0.1
 done
