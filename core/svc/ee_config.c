@@ -378,11 +378,11 @@ static int index_set(ee_config_index *ix, const char *where, const char *key, co
     char **slot;
     if (strcmp(key, "model") == 0) {
         if (!ee_proto_valid_name(value))
-            return ee_err_set(err, "%s: model: '%s' is not a model name", where, show("model", value).s);
+            return ee_err_set(err, "%s model: '%s' is not a model name", where, show("model", value).s);
         slot = &ix->model;
     } else if (strcmp(key, "kind") == 0) {
         if (strcmp(value, "flat") != 0 && strcmp(value, "hnsw") != 0)
-            return ee_err_set(err, "%s: kind: '%s' is not flat or hnsw", where, show("kind", value).s);
+            return ee_err_set(err, "%s kind: '%s' is not flat or hnsw", where, show("kind", value).s);
         slot = &ix->kind;
     } else {
         return ee_err_set(err, "%s: unknown key '%s' (known: model, kind)", where, show("key", key).s);
@@ -728,7 +728,9 @@ static int handler(void *user, const char *section, const char *name, const char
         return 1;
     }
     case S_INDEX: {
-        if (index_set(&c->indexes[st->index_idx], where, name, value, st->err))
+        char sect_where[160]; /* index_set names the key itself */
+        snprintf(sect_where, sizeof sect_where, "%s:%d: %s", st->file, st->line, st->cur_name);
+        if (index_set(&c->indexes[st->index_idx], sect_where, name, value, st->err))
             return fail(st, st->line), 0;
         return 1;
     }

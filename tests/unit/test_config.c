@@ -226,6 +226,11 @@ static const bad_case BAD[] = {
     {"[tenant acme]\nkey = x\n", "<string>:2: [tenant acme] key: unknown key (known: public_key, models, classes)", NULL},
     {"[tenant acme]\npublic_key = " PK "\nmodels = *\n[tenant acme]\n", "<string>:4: [tenant acme]: duplicate section (first at line 1)", NULL},
     {"[tenant bad/x]\n", "<string>:1: [tenant bad/x]: 'bad/x' is not a tenant name", NULL},
+    {"[index docs]\nmodel = a/b\n", "<string>:2: [index docs] model: 'a/b' is not a model name", NULL},
+    {"[index docs]\nkind = ivf\n", "<string>:2: [index docs] kind: 'ivf' is not flat or hnsw", NULL},
+    {"[index docs]\nsize = 3\n", "<string>:2: [index docs]", "unknown key 'size' (known: model, kind)"},
+    {"[index docs]\nmodel = m\n[index docs]\n", "<string>:3: [index docs]: duplicate section", NULL},
+    {"[index bad/x]\n", "<string>:1: [index bad/x]: 'bad/x' is not an index name", NULL},
     /* the first error wins, whether inih's or ours */
     {"[worker]\nbroken line\nthreads = x\n", "<string>:2: syntax error", NULL},
     {"[worker]\nthreads = x\nbroken line\n", "<string>:2: [worker] threads:", NULL},
@@ -380,6 +385,47 @@ START_TEST(overrides_win) {
     ck_assert_int_eq(ee_config_set_override(&c, "worker.classes", "small", &err), 0);
     ck_assert_int_eq(ee_config_set_override(&c, "model.smollm2", "/m.gguf", &err), 0);
     ck_assert_msg(ee_config_validate(&c, &err) == 0, "%s", err.msg);
+    ee_config_free(&c);
+}
+END_TEST
+
+/* Blind indexes: [index NAME] and --index NAME=MODEL[:KIND] (docs/RAG.md). */
+START_TEST(indexes) {
+    ee_config c;
+    ee_err err = {{0}};
+    ck_assert_msg(ee_config_load_string(&c, "[worker]\nclasses = small\n[model minilm]\npath = /m.gguf\n"
+                                            "[index docs]\nmodel = minilm\nkind = hnsw\n", &err) == 0,
+                  "%s", err.msg);
+    ck_assert_uint_eq(c.n_indexes, 1);
+    ck_assert_str_eq(c.indexes[0].name, "docs");
+    ck_assert_str_eq(c.indexes[0].model, "minilm");
+    ck_assert_str_eq(c.indexes[0].kind, "hnsw");
+    ck_assert_msg(ee_config_validate(&c, &err) == 0, "%s", err.msg);
+    /* the flag form, and its refusals */
+    ck_assert_int_eq(ee_config_set_override(&c, "index.faq", "minilm", &err), 0);
+    ck_assert_uint_eq(c.n_indexes, 2);
+    ck_assert_ptr_null(c.indexes[1].kind); /* flat by default */
+    ck_assert_int_eq(ee_config_set_override(&c, "index.docs", "minilm:flat", &err), 0);
+    ck_assert_str_eq(c.indexes[0].kind, "flat");
+    static const char *const bad[][3] = {
+        {"index.a b", "minilm", "'a b' is not an index name"},
+        {"index.x", "", "is not MODEL[:flat|hnsw]"},
+        {"index.x", ":flat", "is not MODEL[:flat|hnsw]"},
+        {"index.x", "minilm:ivf", "kind: 'ivf' is not flat or hnsw"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(ee_config_set_override(&c, bad[i][0], bad[i][1], &err), -1);
+        ASSERT_HAS(err.msg, bad[i][2]);
+    }
+    /* validation: the model must be served */
+    ck_assert_int_eq(ee_config_set_override(&c, "index.orphan", "nosuch", &err), 0);
+    ck_assert_int_eq(ee_config_validate(&c, &err), -1);
+    ASSERT_HAS(err.msg, "[index orphan] model: 'nosuch' is not a served model");
+    ee_config_free(&c);
+    ck_assert_int_eq(ee_config_load_string(&c, "[worker]\nclasses = small\n[model m]\npath = /m\n"
+                                               "[index d]\nkind = flat\n", &err), 0);
+    ck_assert_int_eq(ee_config_validate(&c, &err), -1);
+    ASSERT_HAS(err.msg, "[index d] model: missing");
     ee_config_free(&c);
 }
 END_TEST
@@ -605,6 +651,7 @@ Suite *suite_config(void) {
     tc = tcase_create("use");
     tcase_add_test(tc, overrides_win);
     tcase_add_test(tc, kafka_order_preserved);
+    tcase_add_test(tc, indexes);
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, validate_checks_fields);
     suite_add_tcase(s, tc);
