@@ -136,7 +136,7 @@ PY         = $(VENV)/bin/python
 
 .PHONY: all deps model minilm venv demo-rag test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker bench-embed
-.PHONY: check-llamacpp-bert
+.PHONY: check-llamacpp-bert bench-vindex bench-vindex-ivf
 
 all: $(BINS)
 
@@ -339,6 +339,25 @@ $(BUILD)/bin/bench-machine: bench/machine.c $(LIBS_ALL) | $(STAMP)/deps
 
 bench-machine: $(BUILD)/bin/bench-machine
 	$(BUILD)/bin/bench-machine
+
+# Vector search: build time, latency and recall@10 of the flat and HNSW
+# indexes (core/engine/ee_vindex, faiss; docs/BENCHMARKS.md). Links the
+# engine and faiss only.
+$(BUILD)/bin/bench-vindex: bench/vindex.c $(call lib_of,engine base) | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INC_bench) -o $@ $^ $(call pkglibs,faiss) -lm
+
+bench-vindex: $(BUILD)/bin/bench-vindex
+	$(BUILD)/bin/bench-vindex
+
+# The other half of the HNSW-or-IVF choice: faiss's IVF-flat on the same
+# data (C++, faiss directly; a measurement, not part of eeinfer).
+$(BUILD)/bin/bench-vindex-ivf: bench/vindex_ivf.cpp | $(STAMP)/deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $< $(call pkglibs,faiss) -lm
+
+bench-vindex-ivf: $(BUILD)/bin/bench-vindex-ivf
+	@set -e; for n in 10000 100000; do for d in random clustered; do $(BUILD)/bin/bench-vindex-ivf $$n $$d; done; done
 
 # Fused GEMV time per token for each kernel set the CPU runs (the AVX2 vs
 # AVX-512 ratio without the rest of the engine; docs/BENCHMARKS.md).
