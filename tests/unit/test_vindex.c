@@ -515,9 +515,9 @@ END_TEST
  * random unit queries. Random data is HNSW's worst case: with no clusters
  * every similarity crowds around 0 (sd 1/sqrt(384) = 0.05), so the true
  * top 10 barely stand out and a greedy graph walk misses many. Measured
- * here 0.607 (and 0.625, 0.628 in three bench-vindex builds at 1,000
- * queries), at efSearch 256 0.968: the thresholds sit about 10% and 4%
- * below, room for the run-to-run spread of a graph built by OpenMP
+ * here 0.607-0.612 over four runs (0.619-0.628 in bench-vindex, 1,000
+ * queries), at efSearch 256 0.962-0.968: the thresholds sit about 10% and
+ * 4% below, room for the run-to-run spread of a graph built by OpenMP
  * threads in no fixed order. They catch what matters: an efSearch that is
  * ignored (faiss 1.7.3's per-search parameter is: recall stayed at the
  * efSearch 16 value, 0.23, for every setting), a broken graph, a wrong
