@@ -69,6 +69,18 @@ node_pid() {
     fi
 }
 
+# During startup: the pid we just started is alive. node_pid's cmdline check
+# cannot be used then: between fork and exec the child still shows this
+# script's command line, and on a loaded machine a readiness poll can land
+# in that gap (seen once in CI: "node 1 exited during startup", with the JVM
+# in fact starting).
+node_alive() {
+    local f="$RUN/node$1.pid" pid
+    [[ -f "$f" ]] || return 1
+    pid="$(cat "$f")"
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
 port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
 tail_log() {
@@ -258,7 +270,7 @@ cmd_up() {
     while :; do
         ok=1
         for ((i = 1; i <= n; i++)); do
-            if [[ -z "$(node_pid "$i")" ]]; then
+            if ! node_alive "$i"; then
                 tail_log "$i"
                 cmd_down_locked >/dev/null 2>&1 || true
                 die "node $i exited during startup (logs above, full log $LOGS/node$i.log)"
@@ -306,7 +318,7 @@ cmd_start_node() {
     start_node "$i" "$heap"
     deadline=$(($(date +%s) + ${KAFKA_UP_TIMEOUT:-90}))
     until (exec 3<>"/dev/tcp/$HOST/$(broker_port "$i")") 2>/dev/null; do
-        [[ -n "$(node_pid "$i")" ]] || { tail_log "$i"; die "node $i exited during startup"; }
+        node_alive "$i" || { tail_log "$i"; die "node $i exited during startup"; }
         (($(date +%s) < deadline)) || die "node $i not accepting after ${KAFKA_UP_TIMEOUT:-90}s"
         sleep 0.2
     done
