@@ -291,6 +291,7 @@ def main():
             run([ee, "keygen", "--out", key])
             class1_encoder(ee, args, res, key, d)
         if args.json_out:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
             with open(args.json_out, "w") as f:
                 json.dump(res, f, indent=1)
         finish(res, args)
@@ -309,6 +310,7 @@ def main():
             run([ee, "keygen", "--out", key])
             class1_quantized(ee, args, res, key, d, victim[7])
         if args.json_out:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
             with open(args.json_out, "w") as f:
                 json.dump(res, f, indent=1)
         finish(res, args)
@@ -407,6 +409,7 @@ def main():
         print(f"class 4: oracle only {res['class4']['oracle_only']:.3f}, with traffic "
               f"{res['class4']['oracle_plus_traffic_bigram']:.3f}", file=sys.stderr)
     if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
         with open(args.json_out, "w") as f:
             json.dump(res, f, indent=1)
     finish(res, args)
