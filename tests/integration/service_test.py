@@ -404,7 +404,8 @@ def test_bad_inputs(ctx):
     r = rq(); del r["task"]; expect_reply[r["id"]] = "bad_request"; submit(r)
     r = rq(v=2); expect_reply[r["id"]] = "unsupported_version"; submit(r)
     r = rq(model="other"); expect_reply[r["id"]] = "unknown_model"; submit(r)
-    r = rq(task="embed"); expect_reply[r["id"]] = "unknown_task"; submit(r)
+    r = rq(task="rank"); expect_reply[r["id"]] = "unknown_task"; submit(r)
+    r = rq(task="embed"); expect_reply[r["id"]] = "unsupported_task"; submit(r)  # a decoder
     r = rq(key_id="0" * 32); expect_reply[r["id"]] = "key_mismatch"; submit(r)
     r = rq(); r["input"]["tokens"] = good[:3] + [49152]; expect_reply[r["id"]] = "bad_token"; submit(r)
     r = rq(); r["input"]["tokens"] = (good * 20)[:300]; expect_reply[r["id"]] = "too_large"; submit(r)
