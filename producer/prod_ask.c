@@ -109,7 +109,6 @@ int prod_cmd_ask(int argc, char **argv) {
     char **texts = NULL;
     char *answer = NULL;
     size_t alen = 0, nh = 0;
-    uint8_t dk[EE_DOC_KEY_BYTES];
     int rc = PROD_EXIT_USAGE;
     long k = 3, maxt = 96;
     if (cli_parse(argc, argv, f, NF, &err) || prod_common_parse(&c, f, NF, 180000, &err) ||
@@ -146,12 +145,6 @@ int prod_cmd_ask(int argc, char **argv) {
         ee_err_wrap(&err, "--llm-plain-model");
         goto done;
     }
-    {
-        ee_key kk;
-        if (ee_key_load(&kk, c.key_path, &err)) goto done;
-        ee_doc_key_derive(&kk, dk);
-        ee_key_wipe(&kk);
-    }
     double deadline = ee_now_ms() + (double)c.timeout_ms;
     char tenc[EE_PROTO_TOPIC_MAX + 1], tllm[EE_PROTO_TOPIC_MAX + 1];
     {
@@ -182,7 +175,7 @@ int prod_cmd_ask(int argc, char **argv) {
         size_t len;
         ee_err e2 = {{0}};
         const ee_proto_hit *h = &js->final.hits[i];
-        if (!h->doc || ee_doc_open(dk, h->id, h->doc, &texts[i], &len, &e2))
+        if (!h->doc || ee_doc_open(ce.doc_key, h->id, h->doc, &texts[i], &len, &e2))
             fprintf(stderr, "ee-producer ask: document %s: %s\n", h->id,
                     h->doc ? e2.msg : "no sealed text in the reply");
     }
@@ -226,7 +219,6 @@ int prod_cmd_ask(int argc, char **argv) {
     rc = PROD_EXIT_OK;
 done:
     if (err.msg[0] && rc != PROD_EXIT_OK) prod_fail("ask", rc, err.msg);
-    ee_seal_wipe(dk, sizeof dk);
     prod_session_close(&ss);
     prod_tracker_free(&t1);
     prod_tracker_free(&t2);

@@ -1,6 +1,7 @@
 #include "prod_client.h"
 
 #include "ee_chat.h"
+#include "ee_docseal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ int prod_client_open(prod_client *c, const char *plain_path, const char *key_pat
             ee_err_wrap(err, "--key");
             goto fail;
         }
+        ee_doc_key_derive(&k, c->doc_key);
         int rc = ee_scheme_key(&k, c->gguf, scheme ? scheme : EE_SCHEME_BERT, &sk, err);
         ee_key_wipe(&k);
         if (rc == 0) rc = ee_vocab_cipher_init(&c->vc, &sk, (uint32_t)ee_wordpiece_n_vocab(c->wp), err);
@@ -89,6 +91,7 @@ int prod_client_open_reply(const prod_client *c, const char *id, const void *val
 
 void prod_client_close(prod_client *c) {
     ee_seal_wipe(&c->ck, sizeof c->ck);
+    ee_seal_wipe(c->doc_key, sizeof c->doc_key);
     ee_vocab_cipher_free(&c->vc);
     ee_vec_cipher_free(&c->vec);
     ee_tokenizer_close(c->tok);
@@ -103,15 +106,7 @@ int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int3
     *n = 0;
     if (c->wp) { /* an encoder's text: [CLS] ... [SEP] */
         if (chat) return ee_err_set(err, "--chat: the model is an encoder (no chat template)");
-        size_t len = strlen(prompt), cap = len + 8, need = 0;
-        int32_t *v = malloc(cap * sizeof *v);
-        if (!v) return ee_err_set(err, "out of memory");
-        if (ee_wordpiece_encode(c->wp, prompt, len, v, cap, &need, err)) {
-            free(v);
-            return -1;
-        }
-        *ids = v;
-        *n = need;
+        if (ee_wordpiece_encode_alloc(c->wp, prompt, strlen(prompt), ids, n, err)) return -1;
     } else if (ee_prompt_encode(c->tok, prompt, chat, ids, n, err)) {
         return -1;
     }

@@ -24,6 +24,7 @@ typedef struct prod_client {
     ee_wordpiece *wp;           /* encoders (WordPiece); then tok is NULL */
     ee_vocab_cipher vc;
     ee_vec_cipher vec;          /* encoders: the embedding-space cipher */
+    uint8_t doc_key[32];        /* encoders: seals documents of a blind index (ee_docseal) */
     char key_id[EE_KEY_ID_HEX]; /* public fingerprint, goes into requests */
     /* sealed and signed jobs (docs/PROTOCOL.md) */
     bool seal;                  /* seal request bodies to pool_pk */

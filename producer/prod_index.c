@@ -124,7 +124,6 @@ int prod_cmd_index(int argc, char **argv) {
     size_t n = 0;
     prod_prompt *pp = NULL;
     char **ids = NULL, **bodies = NULL, *topic = NULL;
-    uint8_t dk[EE_DOC_KEY_BYTES];
     int rc = PROD_EXIT_USAGE;
     if (cli_parse(argc, argv, f, NF, &err) || prod_common_parse(&c, f, NF, 300000, &err) ||
         prod_gen_parse(&g, f, NF, &c, &err) || prod_common_require(&c, &err))
@@ -143,12 +142,6 @@ int prod_cmd_index(int argc, char **argv) {
         ee_err_set(&err, "--plain-model %s is not an encoder (an index holds an encoder's "
                          "embeddings, e.g. all-MiniLM-L6-v2)", c.plain_path);
         goto done;
-    }
-    {
-        ee_key k;
-        if (ee_key_load(&k, c.key_path, &err)) goto done;
-        ee_doc_key_derive(&k, dk);
-        ee_key_wipe(&k);
     }
     double deadline = ee_now_ms() + (double)c.timeout_ms;
     if (f[DEL].present) {
@@ -217,7 +210,7 @@ int prod_cmd_index(int argc, char **argv) {
             continue;
         }
         ee_err e2 = {{0}};
-        char *sealed = ee_doc_seal(dk, docs[i].id, docs[i].text, strlen(docs[i].text), &e2);
+        char *sealed = ee_doc_seal(cl.doc_key, docs[i].id, docs[i].text, strlen(docs[i].text), &e2);
         ee_proto_index_record r = {.id = docs[i].id, .key_id = cl.key_id,
                                    .embedding = j->final.embedding, .dim = j->final.dim,
                                    .doc = sealed};
@@ -247,7 +240,6 @@ int prod_cmd_index(int argc, char **argv) {
     if (!failed) rc = PROD_EXIT_OK, err.msg[0] = 0;
 done:
     if (err.msg[0] && rc != PROD_EXIT_OK) prod_fail("index", rc, err.msg);
-    ee_seal_wipe(dk, sizeof dk);
     prod_session_close(&ss);
     prod_tracker_free(&tr);
     for (size_t i = 0; i < n; i++) {

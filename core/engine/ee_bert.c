@@ -6,6 +6,8 @@
  *      pooling -> L2 normalisation */
 #include "ee_bert.h"
 
+#include "ee_arch.h"
+
 #include "ee_bert_import.h"
 #include "ee_kernels.h"
 #include "ee_ops.h"
@@ -122,28 +124,28 @@ ee_bert_model *ee_bert_load(const ee_gguf *g, const ee_bert_load_opts *opts, ee_
     for (int l = 0; l < hp->n_layer; l++) {
         ee_bert_layer *L = &m->layers[l];
         char name[96];
-#define LOAD_MAT(field, suffix, cols, rows)                                       \
-    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                   \
+#define LOAD_MAT(field, role, cols, rows)                                         \
+    ee_tensor_name(name, sizeof name, role, l, "weight");                         \
     if (ee_mat_load(&L->field, g, name, cols, rows, to_f32, err)) goto fail;
-#define LOAD_VEC(field, suffix, kind, n)                                          \
-    snprintf(name, sizeof name, "blk.%d.%s.%s", l, suffix, kind);                 \
+#define LOAD_VEC(field, role, kind, n)                                            \
+    ee_tensor_name(name, sizeof name, role, l, kind);                             \
     if (ee_vec_load(&L->field, g, name, n, err)) goto fail;
-        LOAD_MAT(wq, "attn_q", d, d);
-        LOAD_VEC(bq, "attn_q", "bias", d);
-        LOAD_MAT(wk, "attn_k", d, d);
-        LOAD_VEC(bk, "attn_k", "bias", d);
-        LOAD_MAT(wv, "attn_v", d, d);
-        LOAD_VEC(bv, "attn_v", "bias", d);
-        LOAD_MAT(wo, "attn_output", d, d);
-        LOAD_VEC(bo, "attn_output", "bias", d);
-        LOAD_VEC(attn_norm_g, "attn_output_norm", "weight", d);
-        LOAD_VEC(attn_norm_b, "attn_output_norm", "bias", d);
-        LOAD_MAT(w_up, "ffn_up", d, ff);
-        LOAD_VEC(b_up, "ffn_up", "bias", ff);
-        LOAD_MAT(w_down, "ffn_down", ff, d);
-        LOAD_VEC(b_down, "ffn_down", "bias", d);
-        LOAD_VEC(out_norm_g, "layer_output_norm", "weight", d);
-        LOAD_VEC(out_norm_b, "layer_output_norm", "bias", d);
+        LOAD_MAT(wq, EE_T_ATTN_Q, d, d);
+        LOAD_VEC(bq, EE_T_ATTN_Q, "bias", d);
+        LOAD_MAT(wk, EE_T_ATTN_K, d, d);
+        LOAD_VEC(bk, EE_T_ATTN_K, "bias", d);
+        LOAD_MAT(wv, EE_T_ATTN_V, d, d);
+        LOAD_VEC(bv, EE_T_ATTN_V, "bias", d);
+        LOAD_MAT(wo, EE_T_ATTN_OUT, d, d);
+        LOAD_VEC(bo, EE_T_ATTN_OUT, "bias", d);
+        LOAD_VEC(attn_norm_g, EE_T_ATTN_OUT_NORM, "weight", d);
+        LOAD_VEC(attn_norm_b, EE_T_ATTN_OUT_NORM, "bias", d);
+        LOAD_MAT(w_up, EE_T_FFN_UP, d, ff);
+        LOAD_VEC(b_up, EE_T_FFN_UP, "bias", ff);
+        LOAD_MAT(w_down, EE_T_FFN_DOWN, ff, d);
+        LOAD_VEC(b_down, EE_T_FFN_DOWN, "bias", d);
+        LOAD_VEC(out_norm_g, EE_T_LAYER_OUT_NORM, "weight", d);
+        LOAD_VEC(out_norm_b, EE_T_LAYER_OUT_NORM, "bias", d);
 #undef LOAD_MAT
 #undef LOAD_VEC
     }

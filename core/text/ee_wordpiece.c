@@ -294,3 +294,20 @@ int ee_wordpiece_encode(const ee_wordpiece *t, const char *text, size_t len, int
                         size_t *n_out, ee_err *err) {
     return ee_wordpiece_encode_opts(t, text, len, NULL, ids, cap, n_out, err);
 }
+
+int ee_wordpiece_encode_alloc(const ee_wordpiece *t, const char *text, size_t len, int32_t **ids,
+                              size_t *n_out, ee_err *err) {
+    *ids = NULL;
+    *n_out = 0;
+    size_t n = 0;
+    ee_wordpiece_encode(t, text, len, NULL, 0, &n, NULL); /* size query */
+    int32_t *v = malloc(sizeof *v * (n ? n : 1));
+    if (!v) return ee_err_set(err, "out of memory");
+    if (ee_wordpiece_encode(t, text, len, v, n, &n, err)) {
+        free(v);
+        return -1;
+    }
+    *ids = v;
+    *n_out = n;
+    return 0;
+}

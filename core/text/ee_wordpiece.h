@@ -79,6 +79,10 @@ void ee_wordpiece_close(ee_wordpiece *t);
 int ee_wordpiece_encode(const ee_wordpiece *t, const char *text, size_t len,
                         int32_t *ids, size_t cap, size_t *n_out, ee_err *err);
 
+/* The same into a malloc'd array of exactly the ids needed (*ids, *n_out). */
+int ee_wordpiece_encode_alloc(const ee_wordpiece *t, const char *text, size_t len, int32_t **ids,
+                              size_t *n_out, ee_err *err);
+
 typedef struct ee_wordpiece_opts {
     bool add_cls_sep;   /* [CLS] ... [SEP] (tokenizers' add_special_tokens) */
     bool parse_special; /* special-token strings in the text become their ids */

@@ -24,23 +24,9 @@ static int text_to_ids(const ee_gguf *g, const char *text, int32_t **ids, size_t
                        ee_err *err) {
     ee_wordpiece *wp = NULL;
     if (ee_wordpiece_open_gguf(&wp, g, err)) return -1;
-    size_t len = strlen(text), cap = len + 8, need = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    int rc = v ? ee_wordpiece_encode(wp, text, len, v, cap, &need, err)
-               : ee_err_set(err, "out of memory");
-    if (rc && v && need > cap) { /* too small: retry with what it needs */
-        int32_t *w = realloc(v, need * sizeof *v);
-        rc = w ? ee_wordpiece_encode(wp, text, len, (v = w), need, &need, err)
-               : ee_err_set(err, "out of memory");
-    }
+    int rc = ee_wordpiece_encode_alloc(wp, text, strlen(text), ids, n, err);
     ee_wordpiece_close(wp);
-    if (rc) {
-        free(v);
-        return -1;
-    }
-    *ids = v;
-    *n = need;
-    return 0;
+    return rc;
 }
 
 /* ---- inputs ---------------------------------------------------------------- */

@@ -39,10 +39,7 @@ static int tokenize_one(const cmd_model *cm, const ee_wordpiece *wp, const ee_vo
     size_t n = 0;
     int rc;
     if (wp) {
-        size_t len = strlen(prompt);
-        ee_wordpiece_encode(wp, prompt, len, NULL, 0, &n, NULL); /* size query */
-        ids = malloc(sizeof *ids * (n ? n : 1));
-        rc = ids ? ee_wordpiece_encode(wp, prompt, len, ids, n, &n, err) : ee_err_set(err, "out of memory");
+        rc = ee_wordpiece_encode_alloc(wp, prompt, strlen(prompt), &ids, &n, err);
     } else {
         rc = ee_prompt_encode(cm->tok, prompt, chat, &ids, &n, err);
     }
