@@ -93,5 +93,6 @@ echo
 jq -r '"== timings: search \(.search_ms|floor) ms, generation \(.generate_ms|floor) ms (\(.answer_tokens) tokens)"' "$OUT"
 echo
 echo "== what EE protects here (docs/RAG.md, docs/SECURITY.md): a worker holding the public"
-echo "   MiniLM/SmolLM2 weights reads the question and the answer (ee-model audit, rows 1 and 1e);"
-echo "   the documents stay sealed by libsodium, whatever the worker holds."
+echo "   MiniLM/SmolLM2 weights reads the question and the answer: ee-model audit recovers 100% of"
+echo "   the encoder's permutations in ~13 s and 99.97% of SmolLM2's vocabulary in ~19 s (make"
+echo "   security-report, rows 1e and 1); the documents stay sealed by libsodium, whatever it holds."
