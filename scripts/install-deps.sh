@@ -8,6 +8,7 @@ PKGS=(
   build-essential pkg-config                      # cc, ar, make; package flags
   librdkafka-dev libjansson-dev libopenblas-dev libsodium-dev
   libmicrohttpd-dev libinih-dev uuid-dev          # the product's libraries
+  libstb-dev                                      # image decoding and resizing (core/engine/ee_image)
   libfaiss-dev                                    # vector search (static, C++ only: core/engine/ee_vindex_faiss.cpp)
   check libsubunit-dev                            # unit and model test tiers
   clang libclang-rt-14-dev                        # libFuzzer targets (make fuzz, test-fuzz)

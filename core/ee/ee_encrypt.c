@@ -9,6 +9,7 @@ static const struct {
 } ARCHS[] = {
     {"llama", ee_encrypt_llama},
     {"bert", ee_encrypt_bert},
+    {"eecnn", ee_encrypt_cnn},
 };
 
 int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_opts *opts,
@@ -18,8 +19,8 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
     const char *scheme = opts && opts->scheme ? opts->scheme : def ? def->id : EE_SCHEME_ID;
     const ee_scheme_info *si = ee_scheme_find(scheme);
     if (!si)
-        return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, %s, legacy %s)", scheme,
-                          EE_SCHEME_ID, EE_SCHEME_BERT, EE_SCHEME_LEGACY_V1);
+        return ee_err_set(err, "unknown encryption scheme '%s' (known: %s, %s, %s, legacy %s)",
+                          scheme, EE_SCHEME_ID, EE_SCHEME_BERT, EE_SCHEME_CNN, EE_SCHEME_LEGACY_V1);
     if (ee_model_is_encrypted(plain))
         return ee_err_set(err, "the model is already encrypted (ee.scheme is set); encrypt the "
                                "plaintext model instead");
@@ -32,6 +33,6 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
         if (rc == 0 && stats) stats->scheme = si->id;
         return rc;
     }
-    return ee_err_set(err, "no encryption scheme for architecture '%.64s' (supported: llama, bert)",
+    return ee_err_set(err, "no encryption scheme for architecture '%.64s' (supported: llama, bert, eecnn)",
                       arch ? arch : "(general.architecture missing)");
 }

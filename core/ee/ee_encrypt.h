@@ -41,6 +41,10 @@ int ee_encrypt_llama(const ee_gguf *plain, const ee_key *key, const char *scheme
                      const ee_encrypt_opts *opts, const char *out_path, ee_encrypt_stats *stats,
                      ee_err *err);
 
+int ee_encrypt_cnn(const ee_gguf *plain, const ee_key *key, const char *scheme,
+                   const ee_encrypt_opts *opts, const char *out_path, ee_encrypt_stats *stats,
+                   ee_err *err);
+
 int ee_encrypt_bert(const ee_gguf *plain, const ee_key *key, const char *scheme,
                     const ee_encrypt_opts *opts, const char *out_path, ee_encrypt_stats *stats,
                     ee_err *err);

@@ -80,6 +80,9 @@ typedef enum ee_purpose {
     EE_P_FFN_SCALE = 7,    /* MLP up-projection scales, per layer */
     EE_P_RESID_PERM = 8,   /* residual-stream permutation (post-LN encoders) */
     EE_P_QK_ROT = 9,       /* per-head orthogonal q/k map and scale, per layer */
+    EE_P_CONV_PERM = 10,   /* conv output-channel permutation, per block (eecnn) */
+    EE_P_CONV_SCALE = 11,  /* conv output-channel scales, per block (eecnn) */
+    EE_P_CLASS_PERM = 12,  /* class permutation of a classifier's head */
     EE_P_TEST = 63,        /* tests only */
 } ee_purpose;
 

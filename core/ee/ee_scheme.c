@@ -16,6 +16,7 @@ static const ee_scheme_info SCHEMES[] = {
     {EE_SCHEME_LEGACY_V1, "llama", false, true},
     {EE_SCHEME_ID,        "llama", true,  false},
     {EE_SCHEME_BERT,      "bert",  true,  false},
+    {EE_SCHEME_CNN,       "eecnn", true,  false},
 };
 
 const ee_scheme_info *ee_scheme_for_arch(const char *arch) {

@@ -43,6 +43,10 @@
 /* BERT encoders (ee_scheme_bert.c): vocabulary and residual permutations,
  * per-head q/k and v maps, head and MLP permutations; bound to the model. */
 #define EE_SCHEME_BERT "ee-bert-v1"
+/* eecnn image classifiers (ee_scheme_cnn.c, ee_cnn_cipher.h): conv channel
+ * permutations and positive scales, class permutation; the stem is left
+ * out of the file (the client runs it); bound to the model. */
+#define EE_SCHEME_CNN "ee-cnn-v1"
 
 typedef struct ee_scheme_info {
     const char *id;

@@ -25,6 +25,7 @@ static const struct {
     [EE_T_FFN_UP] = {"ffn_up", true},
     [EE_T_FFN_DOWN] = {"ffn_down", true},
     [EE_T_LAYER_OUT_NORM] = {"layer_output_norm", true},
+    [EE_T_CONV] = {"conv", true},
 };
 
 static const ee_tensor LLAMA_TENSORS[] = {
@@ -40,9 +41,13 @@ static const ee_tensor BERT_TENSORS[] = {
     EE_T_COUNT,
 };
 
+/* Ours (docs/VISION.md): no llama.cpp architecture runs a CNN classifier. */
+static const ee_tensor CNN_TENSORS[] = {EE_T_CONV, EE_T_OUTPUT, EE_T_COUNT};
+
 static const ee_arch_info ARCHS[EE_ARCH_COUNT] = {
     [EE_ARCH_LLAMA] = {EE_ARCH_LLAMA, "llama", EE_KIND_DECODER, LLAMA_TENSORS, false},
     [EE_ARCH_BERT] = {EE_ARCH_BERT, "bert", EE_KIND_ENCODER, BERT_TENSORS, true},
+    [EE_ARCH_CNN] = {EE_ARCH_CNN, "eecnn", EE_KIND_CLASSIFIER, CNN_TENSORS, true},
 };
 
 const ee_arch_info *ee_arch_find(const char *name) {

@@ -13,11 +13,13 @@
 typedef enum ee_model_kind {
     EE_KIND_DECODER, /* causal LM: ids in, next-token logits out (generate) */
     EE_KIND_ENCODER, /* bidirectional: ids in, one vector per text out (embed) */
+    EE_KIND_CLASSIFIER, /* image classifier: feature map in, class scores out (classify) */
 } ee_model_kind;
 
 typedef enum ee_arch {
     EE_ARCH_LLAMA,
     EE_ARCH_BERT,
+    EE_ARCH_CNN,
     EE_ARCH_COUNT
 } ee_arch;
 
@@ -40,6 +42,7 @@ typedef enum ee_tensor {
     EE_T_FFN_UP,         /* blk.N.ffn_up       [n_embd, n_ff] */
     EE_T_FFN_DOWN,       /* blk.N.ffn_down     [n_ff, n_embd] */
     EE_T_LAYER_OUT_NORM, /* blk.N.layer_output_norm [n_embd] (post-norm) */
+    EE_T_CONV,           /* blk.N.conv         [k, k, c_in, c_out] (eecnn) */
     EE_T_COUNT
 } ee_tensor;
 

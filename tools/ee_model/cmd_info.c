@@ -3,12 +3,88 @@
 #include "cmd_common.h"
 #include "cmds.h"
 #include "ee_scheme.h"
+#include "ee_arch.h"
+#include "ee_bert.h"
+#include "ee_cnn.h"
 #include "ee_llama.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- hyperparameters, one reader per architecture ---- */
+
+static json_t *llama_hparams(const ee_gguf *g, ee_err *err) {
+    ee_llama_hparams hp;
+    if (ee_llama_read_hparams(g, &hp, err)) return NULL;
+    json_t *h = json_object();
+    json_object_set_new(h, "n_vocab", json_integer(hp.n_vocab));
+    json_object_set_new(h, "n_embd", json_integer(hp.n_embd));
+    json_object_set_new(h, "n_layer", json_integer(hp.n_layer));
+    json_object_set_new(h, "n_head", json_integer(hp.n_head));
+    json_object_set_new(h, "n_head_kv", json_integer(hp.n_head_kv));
+    json_object_set_new(h, "head_dim", json_integer(hp.head_dim));
+    json_object_set_new(h, "n_rot", json_integer(hp.n_rot));
+    json_object_set_new(h, "n_ff", json_integer(hp.n_ff));
+    json_object_set_new(h, "n_ctx_train", json_integer(hp.n_ctx_train));
+    json_object_set_new(h, "rope_theta", json_real(hp.rope_theta));
+    json_object_set_new(h, "norm_eps", json_real(hp.norm_eps));
+    json_object_set_new(h, "tied_embeddings", json_boolean(!ee_gguf_find_tensor(g, "output.weight")));
+    return h;
+}
+
+static json_t *bert_hparams(const ee_gguf *g, ee_err *err) {
+    ee_bert_hparams hp;
+    if (ee_bert_read_hparams(g, &hp, err)) return NULL;
+    json_t *h = json_object();
+    json_object_set_new(h, "n_vocab", json_integer(hp.n_vocab));
+    json_object_set_new(h, "n_embd", json_integer(hp.n_embd));
+    json_object_set_new(h, "n_layer", json_integer(hp.n_layer));
+    json_object_set_new(h, "n_head", json_integer(hp.n_head));
+    json_object_set_new(h, "head_dim", json_integer(hp.head_dim));
+    json_object_set_new(h, "n_ff", json_integer(hp.n_ff));
+    json_object_set_new(h, "n_pos", json_integer(hp.n_pos));
+    json_object_set_new(h, "n_types", json_integer(hp.n_types));
+    json_object_set_new(h, "max_seq", json_integer(hp.max_seq));
+    json_object_set_new(h, "norm_eps", json_real(hp.norm_eps));
+    json_object_set_new(h, "normalize", json_boolean(hp.normalize));
+    return h;
+}
+
+static json_t *cnn_hparams(const ee_gguf *g, ee_err *err) {
+    ee_cnn_model *m = ee_cnn_load(g, err); /* the shapes are checked at load */
+    if (!m) return NULL;
+    json_t *h = json_object(), *blocks = json_array();
+    json_object_set_new(h, "image", json_pack("[iii]", m->hp.in_c, m->hp.in_h, m->hp.in_w));
+    json_object_set_new(h, "pool_size", json_integer(m->hp.pool));
+    json_object_set_new(h, "n_class", json_integer(m->hp.n_class));
+    json_object_set_new(h, "client_blocks", json_integer(m->hp.client_blocks));
+    for (int l = 0; l < m->hp.n_block; l++) {
+        const ee_cnn_block *b = &m->blocks[l];
+        json_t *e = json_pack("{s:i,s:i,s:i,s:[ii]}", "c_in", b->c_in, "c_out", b->c_out,
+                              "kernel", b->k, "input", b->h, b->w);
+        if (l < m->hp.client_blocks) json_object_set_new(e, "runs_at", json_string("client"));
+        json_array_append_new(blocks, e);
+    }
+    json_object_set_new(h, "blocks", blocks);
+    json_object_set_new(h, "n_feat", json_integer(m->n_feat));
+    ee_cnn_free(m);
+    return h;
+}
+
+static json_t *hparams_json(const ee_gguf *g, ee_err *err) {
+    static const struct {
+        ee_arch arch;
+        json_t *(*read)(const ee_gguf *, ee_err *);
+    } READERS[] = {{EE_ARCH_LLAMA, llama_hparams}, {EE_ARCH_BERT, bert_hparams}, {EE_ARCH_CNN, cnn_hparams}};
+    const char *name = ee_gguf_get_str(g, "general.architecture", NULL);
+    const ee_arch_info *ai = ee_arch_find(name);
+    for (size_t i = 0; ai && i < sizeof READERS / sizeof READERS[0]; i++)
+        if (READERS[i].arch == ai->arch) return READERS[i].read(g, err);
+    ee_err_set(err, "unsupported architecture '%.64s'", name ? name : "(missing)");
+    return NULL;
+}
 
 int cmd_info(int argc, char **argv) {
     cli_flag f[] = {{"--model", true}, {"--tensors", false}, {"--json", false},
@@ -24,9 +100,8 @@ int cmd_info(int argc, char **argv) {
     cmd_model cm;
     if (cmd_model_open(&cm, f[0].value, false, &err)) return cmd_fail("info", err.msg);
 
-    ee_llama_hparams hp;
     ee_err hp_err = {{0}};
-    int have_hp = ee_llama_read_hparams(cm.gguf, &hp, &hp_err) == 0;
+    json_t *hparams = hparams_json(cm.gguf, &hp_err);
     uint64_t n_t = ee_gguf_n_tensors(cm.gguf), n_params = 0;
     uint64_t type_count[64] = {0};
     for (uint64_t i = 0; i < n_t; i++) {
@@ -73,25 +148,10 @@ int cmd_info(int argc, char **argv) {
         if (type_count[i] && di) json_object_set_new(types, di->name, json_integer((json_int_t)type_count[i]));
     }
     json_object_set_new(o, "tensor_types", types);
-    if (have_hp) {
-        json_t *h = json_object();
-        json_object_set_new(h, "n_vocab", json_integer(hp.n_vocab));
-        json_object_set_new(h, "n_embd", json_integer(hp.n_embd));
-        json_object_set_new(h, "n_layer", json_integer(hp.n_layer));
-        json_object_set_new(h, "n_head", json_integer(hp.n_head));
-        json_object_set_new(h, "n_head_kv", json_integer(hp.n_head_kv));
-        json_object_set_new(h, "head_dim", json_integer(hp.head_dim));
-        json_object_set_new(h, "n_rot", json_integer(hp.n_rot));
-        json_object_set_new(h, "n_ff", json_integer(hp.n_ff));
-        json_object_set_new(h, "n_ctx_train", json_integer(hp.n_ctx_train));
-        json_object_set_new(h, "rope_theta", json_real(hp.rope_theta));
-        json_object_set_new(h, "norm_eps", json_real(hp.norm_eps));
-        json_object_set_new(h, "tied_embeddings",
-                            json_boolean(!ee_gguf_find_tensor(cm.gguf, "output.weight")));
-        json_object_set_new(o, "hparams", h);
-    } else {
+    if (hparams)
+        json_object_set_new(o, "hparams", hparams);
+    else
         json_object_set_new(o, "hparams_error", json_string(hp_err.msg));
-    }
     if (cm.tok) {
         json_t *t = json_object();
         const ee_gguf_kv *m = ee_gguf_find_kv(cm.gguf, "tokenizer.ggml.model");
@@ -110,7 +170,7 @@ int cmd_info(int argc, char **argv) {
         json_object_set_new(t, "chat_template",
                             json_boolean(ee_gguf_find_kv(cm.gguf, "tokenizer.chat_template") != NULL));
         json_object_set_new(o, "tokenizer", t);
-    } else {
+    } else if (!ee_gguf_find_kv(cm.gguf, "eecnn.class_count")) { /* classifiers have none */
         json_object_set_new(o, "tokenizer_error", json_string(cm.tok_err.msg));
     }
     if (f[1].present) {

@@ -15,6 +15,7 @@ int cmd_keyid(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 
 /* Print "ee-model CMD: msg" to stderr; returns 1 (usage/data error). */
 int cmd_fail(const char *cmd, const char *msg);

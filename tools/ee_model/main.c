@@ -29,6 +29,9 @@ static void usage(FILE *f) {
             "  embed       --model M.gguf (--text TEXT | --tokens ID,ID,... | --tokens-file F)\n"
             "              [--batch N] [--json] [--threads N] [--raw]\n"
             "\n"
+            "image classifiers (eecnn, e.g. the digits CNN; docs/VISION.md):\n"
+            "  classify    --model M.gguf (--image FILE ... | --test-set T.gguf) [--invert] [--json]\n"
+            "\n"
             "equivariant encryption (docs/EE.md):\n"
             "  keygen      --out K.eekey\n"
             "  encrypt     --model PLAIN.gguf --key K.eekey --out ENC.gguf\n"
@@ -36,6 +39,8 @@ static void usage(FILE *f) {
             "  key-id      --key K.eekey --model PLAIN.gguf   (the key_id requests carry)\n"
             "  tokenize    --model PLAIN.gguf --key K.eekey --prompt TEXT [--chat]   (encrypted ids)\n"
             "  detokenize  --model PLAIN.gguf --key K.eekey --tokens ENC_IDS        (decrypts)\n"
+            "  classify    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf --image F\n"
+            "              (client: plaintext stem, encrypted feature map, decrypted scores)\n"
             "  generate    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf --prompt TEXT\n"
             "              [--show-ciphertext] ...   (client: encrypt, run blind, decrypt)\n"
             "  audit       --model ENC.gguf --public PLAIN.gguf [--tokens ENC_IDS] [--json]\n"
@@ -73,6 +78,7 @@ int main(int argc, char **argv) {
         {"encrypt", cmd_encrypt},   {"audit", cmd_audit},
         {"key-id", cmd_keyid},      {"perplexity", cmd_perplexity},
         {"import", cmd_import},     {"embed", cmd_embed},
+        {"classify", cmd_classify},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
