@@ -319,9 +319,9 @@ test-integration-san: $(BINS) $(BUILD)/bin/ee-consumer-san $(MODEL) | $(STAMP)/v
 test-unit: $(BUILD)/bin/test-unit $(BINS) | $(STAMP)/venv
 	EE_PY=$(PY) EE_BIN=$(BUILD)/bin ASAN_OPTIONS=detect_leaks=1 $(BUILD)/bin/test-unit
 
-test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) $(MINILM) | $(STAMP)/venv
+test-model: $(BUILD)/bin/test-model $(BINS) $(MODEL) $(MINILM) $(CNN) | $(STAMP)/venv
 	bash tests/ref/make-refs.sh $(PY) $(MODEL) $(BUILD)/ref
-	EE_PY=$(PY) EE_BIN=$(BUILD)/bin EE_MODEL=$(MODEL) EE_MINILM=$(MINILM) EE_REF=$(BUILD)/ref $(BUILD)/bin/test-model
+	EE_PY=$(PY) EE_BIN=$(BUILD)/bin EE_MODEL=$(MODEL) EE_MINILM=$(MINILM) EE_CNN=$(CNN) EE_CNN_TEST=$(CNN_TEST) EE_REF=$(BUILD)/ref $(BUILD)/bin/test-model
 
 # Stock llama.cpp loads the encoder GGUF ee-model import writes, tokenizes it
 # with its own WordPiece and embeds as we do (docs/ENCODER.md).
