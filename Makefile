@@ -70,7 +70,7 @@ src_layer    = $(if $(filter core/%,$1),$(word 2,$(subst /, ,$1)))
 src_inc      = $(if $(call src_layer,$1),$(call layer_inc,$(USES_$(call src_layer,$1))),$(INC_$(firstword $(subst /, ,$1))))
 ALL_INC      = $(call layer_inc,$(LAYERS))
 INC_consumer = $(ALL_INC)
-INC_producer = $(call layer_inc,svc ee text base) -Itools/common
+INC_producer = $(call layer_inc,svc ee engine text base) -Itools/common
 INC_tools    = $(ALL_INC) -Itools/common
 INC_tests    = $(ALL_INC) -Itools/common -Itests/common -Iproducer
 INC_bench    = $(ALL_INC)
@@ -137,7 +137,7 @@ CNN_TEST   = .cache/models/eecnn-digits-test.gguf
 VENV       = .cache/venv
 PY         = $(VENV)/bin/python
 
-.PHONY: all deps model minilm cnn venv demo-rag test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
+.PHONY: all deps model minilm cnn venv demo-rag demo-vision test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker bench-embed
 .PHONY: check-llamacpp-bert bench-vindex bench-vindex-ivf
 
@@ -335,6 +335,10 @@ demo: $(BINS) $(MODEL)
 # Blind retrieval and RAG end to end on the embedded default (docs/RAG.md).
 demo-rag: $(BINS) $(MODEL) $(MINILM)
 	bash scripts/demo-rag.sh
+
+# Blind image classification end to end (docs/VISION.md).
+demo-vision: $(BINS) $(CNN) | $(STAMP)/venv
+	bash scripts/demo-vision.sh
 
 $(STAMP)/bench-venv: bench/requirements.txt | $(STAMP)/venv
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt

@@ -31,6 +31,7 @@
 #include "ee_batch.h"
 #include "ee_vindex.h"
 #include "ee_bert.h"
+#include "ee_cnn.h"
 #include "ee_config.h"
 #include "ee_gguf.h"
 #include "ee_llama.h"
@@ -59,6 +60,8 @@ typedef struct svc_model {
     ee_batch *batch;         /* inference thread only */
     /* encoders */
     ee_bert_model *enc;
+    /* classifiers (eecnn, stem run by the client) */
+    ee_cnn_model *cnn;
     char key_id[EE_PROTO_KEY_ID_LEN + 1];
     int32_t stop[16];        /* encrypted end-of-generation ids */
     int n_stop;
@@ -139,6 +142,8 @@ typedef struct svc_job {
     uint32_t n_out;
     float *embedding;           /* embed: the encrypted embedding, final reply */
     int dim;
+    float *scores;              /* classify: the encrypted class scores, final reply */
+    int n_scores;
     ee_proto_hit *hits;         /* search: the hits, final reply */
     size_t n_hits;
     int index;                  /* search: index into svc.indexes */

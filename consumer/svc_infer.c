@@ -143,6 +143,48 @@ static void run_embeds(svc *s, svc_model *sm, svc_job **jobs, int n) {
     free(row);
 }
 
+/* Classify jobs of one classifier, in one call: the encrypted feature maps
+ * through the encrypted network (pool, the other blocks, the head); each
+ * job gets its encrypted class scores. */
+static void run_classifies(svc *s, svc_model *sm, svc_job **jobs, int n) {
+    if (n == 0) return;
+    const size_t fl = ee_cnn_fmap_len(sm->cnn);
+    const int nc = sm->cnn->hp.n_class;
+    float *in = malloc(sizeof(float) * fl * (size_t)n);
+    float *out = malloc(sizeof(float) * (size_t)nc * n);
+    ee_err err = {{0}};
+    double t0 = ee_now_ms();
+    int rc = -1;
+    if (in && out) {
+        for (int i = 0; i < n; i++) memcpy(in + fl * i, jobs[i]->req.fmap, sizeof(float) * fl);
+        rc = ee_cnn_classify_fmaps(sm->cnn, in, n, out, &err);
+    } else {
+        ee_err_set(&err, "out of memory");
+    }
+    double ms = ee_now_ms() - t0;
+    for (int i = 0; i < n; i++) {
+        svc_job *j = jobs[i];
+        j->prefill_ms = ms;
+        if (rc == 0 && (j->scores = malloc(sizeof(float) * nc))) {
+            memcpy(j->scores, out + (size_t)nc * i, sizeof(float) * nc);
+            j->n_scores = nc;
+            j->code = EE_PROTO_OK;
+        } else {
+            j->code = EE_PROTO_E_INTERNAL;
+            snprintf(j->message, sizeof j->message, "classification failed: %s",
+                     rc ? err.msg : "out of memory");
+        }
+        ee_metrics_observe(s->metrics, "ee_job_inference_seconds", EE_LABELS({"model", sm->name}),
+                           (ee_now_ms() - j->t_started) / 1e3);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->running -= n;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++) svc_send_final(s, jobs[i]);
+    free(in);
+    free(out);
+}
+
 /* Start a job taken from the queue: deadline, then into its model's batch
  * (decoders) or its model's embed list for this round (encoders; returns
  * true). */
@@ -161,9 +203,12 @@ static bool start_job(svc *s, svc_job *j) {
         svc_send_final(s, j);
         return false;
     }
-    if (sm->kind == EE_KIND_ENCODER) {
+    if (sm->kind == EE_KIND_ENCODER || sm->kind == EE_KIND_CLASSIFIER) {
         json_t *f = json_object();
-        json_object_set_new(f, "tokens", json_integer((json_int_t)j->req.n_tokens));
+        if (sm->kind == EE_KIND_ENCODER)
+            json_object_set_new(f, "tokens", json_integer((json_int_t)j->req.n_tokens));
+        else
+            json_object_set_new(f, "fmap_values", json_integer((json_int_t)j->req.fmap_len));
         json_object_set_new(f, "queue_ms", json_real(j->queue_ms));
         svc_log_job("info", "job_started", j, f);
         j->state = JOB_RUNNING;
@@ -261,7 +306,8 @@ static void *infer_main(void *arg) {
             take[n_take++] = j;
         }
         pthread_mutex_unlock(&s->mu);
-        /* Encoders' jobs of this round run as one pass per model. */
+        /* Encoders' and classifiers' jobs of this round run as one pass per
+         * model. */
         int n_embed = 0;
         for (int k = 0; k < n_take; k++)
             if (start_job(s, take[k])) take[n_embed++] = take[k];
@@ -270,7 +316,10 @@ static void *infer_main(void *arg) {
             int n_mine = 0;
             for (int k = 0; k < n_embed; k++)
                 if (take[k]->model == i) mine[n_mine++] = take[k];
-            run_embeds(s, &s->models[i], mine, n_mine);
+            if (s->models[i].kind == EE_KIND_CLASSIFIER)
+                run_classifies(s, &s->models[i], mine, n_mine);
+            else
+                run_embeds(s, &s->models[i], mine, n_mine);
         }
         for (int i = 0; i < s->n_models; i++) {
             if (!s->models[i].batch || ee_batch_active(s->models[i].batch) == 0) continue;

@@ -73,6 +73,7 @@ void svc_job_free(svc_job *j) {
     ee_proto_request_free(&j->req);
     free(j->out);
     free(j->embedding);
+    free(j->scores);
     for (size_t i = 0; i < j->n_hits; i++) free(j->hits[i].id), free(j->hits[i].doc);
     free(j->hits);
     free(j);
@@ -153,7 +154,14 @@ void svc_handle_job(svc *s, svc_job *j) {
         answer_error(s, j);
         return;
     }
-    const ee_proto_task want = topic_model->kind == EE_KIND_ENCODER ? EE_TASK_EMBED : EE_TASK_GENERATE;
+    /* What each kind of model does (search also runs on encoders). */
+    static const struct {
+        ee_proto_task task;
+        const char *what;
+    } BY_KIND[] = {[EE_KIND_DECODER] = {EE_TASK_GENERATE, "a decoder"},
+                   [EE_KIND_ENCODER] = {EE_TASK_EMBED, "an encoder"},
+                   [EE_KIND_CLASSIFIER] = {EE_TASK_CLASSIFY, "an image classifier"}};
+    const ee_proto_task want = BY_KIND[topic_model->kind].task;
     const bool kind_ok = j->req.task_kind == want ||
                          (j->req.task_kind == EE_TASK_SEARCH && topic_model->kind == EE_KIND_ENCODER);
     if (kind_ok && j->req.task_kind == EE_TASK_SEARCH) {
@@ -176,9 +184,18 @@ void svc_handle_job(svc *s, svc_job *j) {
     }
     if (!kind_ok) {
         snprintf(msg, sizeof msg, "task: model %s is %s; it does %s, not %s", topic_model->name,
-                 topic_model->kind == EE_KIND_ENCODER ? "an encoder" : "a decoder",
+                 BY_KIND[topic_model->kind].what,
                  ee_proto_task_get(want)->name, j->req.task);
         set_error(j, EE_PROTO_E_UNSUPPORTED_TASK, msg);
+        answer_error(s, j);
+        return;
+    }
+    if (j->req.task_kind == EE_TASK_CLASSIFY && j->req.fmap_len != ee_cnn_fmap_len(topic_model->cnn)) {
+        const ee_cnn_model *cm = topic_model->cnn;
+        snprintf(msg, sizeof msg, "input.fmap: %zu values; model %s takes %zu (%d channels x %d x "
+                 "%d, the output of its stem)", j->req.fmap_len, topic_model->name,
+                 ee_cnn_fmap_len(cm), ee_cnn_fmap_channels(cm), cm->hp.in_h, cm->hp.in_w);
+        set_error(j, EE_PROTO_E_BAD_REQUEST, msg);
         answer_error(s, j);
         return;
     }
@@ -264,6 +281,7 @@ void svc_send_final(svc *s, svc_job *j) {
                             .embedding = j->embedding, .dim = (size_t)j->dim,
                             .hits = j->hits, .n_hits = j->n_hits,
                             .is_search = j->req.task_kind == EE_TASK_SEARCH,
+                            .scores = j->scores, .n_scores = (size_t)j->n_scores,
                             .finish_reason = (char *)j->finish,
                             .prompt_tokens = (uint32_t)j->req.n_tokens,
                             .completion_tokens = j->n_out, .queue_ms = j->queue_ms,

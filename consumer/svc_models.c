@@ -31,9 +31,9 @@ int svc_models_open(svc *s, ee_err *err) {
         const ee_scheme_info *si = ee_scheme_find(ee_model_scheme(sm->gguf));
         if (!si)
             return ee_err_set(err, "model %s: %s uses encryption scheme '%.64s', which this worker "
-                                   "does not know (known: %s, %s, legacy %s)", sm->name, sm->path,
-                              ee_model_scheme(sm->gguf), EE_SCHEME_ID, EE_SCHEME_BERT,
-                              EE_SCHEME_LEGACY_V1);
+                                   "does not know (known: %s, %s, %s, legacy %s)", sm->name,
+                              sm->path, ee_model_scheme(sm->gguf), EE_SCHEME_ID, EE_SCHEME_BERT,
+                              EE_SCHEME_CNN, EE_SCHEME_LEGACY_V1);
         const char *kid = ee_gguf_get_str(sm->gguf, "ee.key_id", NULL);
         if (!kid || !ee_proto_valid_key_id(kid))
             return ee_err_set(err, "model %s: %s has no valid ee.key_id", sm->name, sm->path);
@@ -55,6 +55,27 @@ int svc_models_open(svc *s, ee_err *err) {
             json_object_set_new(f, "kind", json_string("encoder"));
             json_object_set_new(f, "n_embd", json_integer(sm->enc->hp.n_embd));
             json_object_set_new(f, "max_seq_length", json_integer(sm->enc->hp.max_seq));
+            json_object_set_new(f, "load_ms", json_real(ee_now_ms() - t0));
+            svc_log("info", "model_loaded", f);
+            continue;
+        }
+        if (sm->kind == EE_KIND_CLASSIFIER) {
+            sm->cnn = ee_cnn_load(sm->gguf, err);
+            if (!sm->cnn) return ee_err_wrap(err, "model %s: %s", sm->name, sm->path);
+            if (sm->cnn->hp.client_blocks != 1)
+                return ee_err_set(err, "model %s: %s holds its stem (eecnn.client_blocks %d); "
+                                       "the worker serves files whose stem the client runs",
+                                  sm->name, sm->path, sm->cnn->hp.client_blocks);
+            sm->limits = ee_config_limits(c, 1); /* no tokens: the record size limit applies */
+            json_t *f = json_object();
+            json_object_set_new(f, "model", json_string(sm->name));
+            json_object_set_new(f, "path", json_string(sm->path));
+            json_object_set_new(f, "key_id", json_string(sm->key_id));
+            json_object_set_new(f, "scheme", json_string(si->id));
+            json_object_set_new(f, "kind", json_string("classifier"));
+            json_object_set_new(f, "fmap", json_pack("[iii]", ee_cnn_fmap_channels(sm->cnn),
+                                                     sm->cnn->hp.in_h, sm->cnn->hp.in_w));
+            json_object_set_new(f, "classes", json_integer(sm->cnn->hp.n_class));
             json_object_set_new(f, "load_ms", json_real(ee_now_ms() - t0));
             svc_log("info", "model_loaded", f);
             continue;
@@ -92,6 +113,7 @@ void svc_models_close(svc *s) {
         svc_model *sm = &s->models[i];
         ee_batch_free(sm->batch);
         ee_bert_free(sm->enc);
+        ee_cnn_free(sm->cnn);
         ee_llama_ctx_free(sm->ctx);
         ee_llama_free(sm->m);
         ee_gguf_close(sm->gguf);

@@ -2,7 +2,9 @@
 
 #include "ee_chat.h"
 #include "ee_docseal.h"
+#include "ee_image.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,20 @@ int prod_client_open(prod_client *c, const char *plain_path, const char *key_pat
         ee_err_set(err, "--plain-model %s is an encrypted model; the client needs the "
                         "plaintext model for its tokenizer", plain_path);
         goto fail;
+    }
+    const char *arch = ee_gguf_get_str(c->gguf, "general.architecture", NULL);
+    if (arch && strcmp(arch, "eecnn") == 0) { /* an image classifier: its stem and the cipher */
+        char kid[EE_KEY_ID_HEX];
+        if (!(c->cnn = ee_cnn_load(c->gguf, err))) {
+            ee_err_wrap(err, "--plain-model %s", plain_path);
+            goto fail;
+        }
+        if (ee_cnn_cipher_load(&c->cc, key_path, c->gguf, c->cnn, kid, err)) {
+            ee_err_wrap(err, "--key");
+            goto fail;
+        }
+        memcpy(c->key_id, kid, sizeof c->key_id);
+        return 0;
     }
     const char *tm = ee_gguf_get_str(c->gguf, "tokenizer.ggml.model", NULL);
     if (tm && strcmp(tm, "bert") == 0) { /* an encoder: WordPiece, and the vector cipher */
@@ -94,6 +110,8 @@ void prod_client_close(prod_client *c) {
     ee_seal_wipe(c->doc_key, sizeof c->doc_key);
     ee_vocab_cipher_free(&c->vc);
     ee_vec_cipher_free(&c->vec);
+    ee_cnn_cipher_free(&c->cc);
+    ee_cnn_free(c->cnn);
     ee_tokenizer_close(c->tok);
     ee_wordpiece_close(c->wp);
     ee_gguf_close(c->gguf);
@@ -104,6 +122,7 @@ int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int3
                        size_t *n, ee_err *err) {
     *ids = NULL;
     *n = 0;
+    if (c->cnn) return ee_err_set(err, "the model is an image classifier: it takes images, not text");
     if (c->wp) { /* an encoder's text: [CLS] ... [SEP] */
         if (chat) return ee_err_set(err, "--chat: the model is an encoder (no chat template)");
         if (ee_wordpiece_encode_alloc(c->wp, prompt, strlen(prompt), ids, n, err)) return -1;
@@ -136,4 +155,49 @@ int prod_client_decrypt_vec(const prod_client *c, const float *enc, size_t dim, 
         return ee_err_set(err, "the embedding has %zu values; the model's have %d", dim, c->vec.dim);
     ee_vec_decrypt(&c->vec, enc, out);
     return 0;
+}
+
+int prod_client_image_fmap(const prod_client *c, const char *path, bool invert, float **fmap,
+                           size_t *n, ee_err *err) {
+    *fmap = NULL;
+    *n = 0;
+    if (!c->cnn) return ee_err_set(err, "--plain-model is not an image classifier (eecnn)");
+    const ee_cnn_model *m = c->cnn;
+    if (m->hp.in_c != 1)
+        return ee_err_set(err, "the model takes %d-channel images; files are read as grey",
+                          m->hp.in_c);
+    const size_t fl = ee_cnn_fmap_len(m);
+    float *img = malloc(sizeof(float) * ee_cnn_image_len(m));
+    float *plain = malloc(sizeof(float) * fl), *enc = malloc(sizeof(float) * fl);
+    int rc = -1;
+    if (!img || !plain || !enc) {
+        ee_err_set(err, "out of memory");
+    } else if (ee_image_load_grey(path, m->hp.in_h, m->hp.in_w, invert, img, NULL, err) == 0 &&
+               ee_cnn_stem(m, img, 1, plain, err) == 0) {
+        ee_cnn_fmap_encrypt(&c->cc, plain, enc);
+        *fmap = enc;
+        *n = fl;
+        enc = NULL;
+        rc = 0;
+    }
+    free(img);
+    free(plain);
+    free(enc);
+    return rc;
+}
+
+int prod_client_decrypt_scores(const prod_client *c, const float *enc, size_t n, float *out,
+                               ee_err *err) {
+    if (!c->cnn) return ee_err_set(err, "class scores came back, but the model is not a classifier");
+    if (n != (size_t)c->cc.n_class)
+        return ee_err_set(err, "%zu class scores; the model has %d classes", n, c->cc.n_class);
+    ee_cnn_scores_decrypt(&c->cc, enc, out);
+    return 0;
+}
+
+const char *prod_client_class_label(const prod_client *c, int k, char buf[16]) {
+    const ee_gguf_kv *kv = ee_gguf_get_arr(c->gguf, "eecnn.class_labels", EE_GGUF_STRING, NULL);
+    if (kv && k >= 0 && (uint64_t)k < kv->n) return kv->strs[k];
+    snprintf(buf, 16, "%d", k);
+    return buf;
 }

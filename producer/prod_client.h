@@ -1,5 +1,5 @@
 /* prod_client: the key holder's side of a job. Opens the PLAINTEXT model
- * only for its tokenizer, loads the key into the token-id cipher (the
+ * for its tokenizer (or, for an image classifier, its stem), loads the key into the token-id cipher (the
  * secret itself is wiped at once; only the permutation tables stay in
  * memory), tokenizes and encrypts prompts, decrypts output ids.
  * Nothing here talks to Kafka or prints. */
@@ -7,6 +7,8 @@
 #define PROD_CLIENT_H
 
 #include "ee_error.h"
+#include "ee_cnn.h"
+#include "ee_cnn_cipher.h"
 #include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_scheme.h"
@@ -25,6 +27,8 @@ typedef struct prod_client {
     ee_vocab_cipher vc;
     ee_vec_cipher vec;          /* encoders: the embedding-space cipher */
     uint8_t doc_key[32];        /* encoders: seals documents of a blind index (ee_docseal) */
+    ee_cnn_model *cnn;          /* classifiers: the plaintext model, for its stem */
+    ee_cnn_cipher cc;           /* classifiers: feature-map and score cipher */
     char key_id[EE_KEY_ID_HEX]; /* public fingerprint, goes into requests */
     /* sealed and signed jobs (docs/PROTOCOL.md) */
     bool seal;                  /* seal request bodies to pool_pk */
@@ -56,6 +60,18 @@ int prod_client_encode(const prod_client *c, const char *prompt, bool chat, int3
  * fails when the model is not an encoder or the sizes differ. */
 int prod_client_decrypt_vec(const prod_client *c, const float *enc, size_t dim, float *out,
                             ee_err *err);
+
+/* Classifiers: an image file (PNG, PGM, ...; ee_image.h) -> the stem's
+ * feature map on the plaintext model, encrypted (malloc'd, *n floats).
+ * invert: dark ink on a light page. */
+int prod_client_image_fmap(const prod_client *c, const char *path, bool invert, float **fmap,
+                           size_t *n, ee_err *err);
+/* Encrypted class scores -> plaintext order (out holds n). */
+int prod_client_decrypt_scores(const prod_client *c, const float *enc, size_t n, float *out,
+                               ee_err *err);
+/* The label of class k (the plaintext model's eecnn.class_labels, else
+ * its number in buf). */
+const char *prod_client_class_label(const prod_client *c, int k, char buf[16]);
 
 /* Encrypted output ids -> plaintext ids (out holds n); fails naming the
  * index of an id outside the vocabulary. */

@@ -11,6 +11,7 @@ int prod_cmd_keygen(int argc, char **argv);
 int prod_cmd_seal(int argc, char **argv);
 int prod_cmd_index(int argc, char **argv);
 int prod_cmd_ask(int argc, char **argv);
+int prod_cmd_classify(int argc, char **argv);
 
 /* Print "ee-producer CMD: msg" on stderr; returns code. */
 int prod_fail(const char *cmd, int code, const char *msg);

@@ -24,7 +24,16 @@ static int take_final(prod_collect *c, prod_job *j, ee_proto_reply *r, ee_err *e
     memset(r, 0, sizeof *r); /* ownership moved */
     prod_job_state st = PROD_JOB_ERROR;
     char *problem = NULL;
-    if (j->final.ok && j->final.embedding) {
+    if (j->final.ok && j->final.scores) {
+        ee_err de = {{0}};
+        j->scores = malloc(j->final.n_scores * sizeof *j->scores);
+        if (!j->scores) return ee_err_set(err, "out of memory");
+        if (prod_client_decrypt_scores(c->cl, j->final.scores, j->final.n_scores, j->scores,
+                                       &de) == 0)
+            st = PROD_JOB_OK;
+        else
+            problem = dup_msg("bad reply: ", de.msg);
+    } else if (j->final.ok && j->final.embedding) {
         ee_err de = {{0}};
         j->vec = malloc(j->final.dim * sizeof *j->vec);
         if (!j->vec) return ee_err_set(err, "out of memory");

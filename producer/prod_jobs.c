@@ -8,7 +8,11 @@
 int prod_prompt_make(prod_prompt *pp, const prod_client *cl, const char *text,
                      const prod_gen_opts *g, ee_err *err) {
     memset(pp, 0, sizeof *pp);
-    if (prod_client_encode(cl, text, g->chat, &pp->enc, &pp->n, err)) return -1;
+    if (g->task == EE_TASK_CLASSIFY) {
+        if (prod_client_image_fmap(cl, text, g->invert, &pp->fmap, &pp->fmap_len, err)) return -1;
+    } else if (prod_client_encode(cl, text, g->chat, &pp->enc, &pp->n, err)) {
+        return -1;
+    }
     pp->cls = g->cls ? g->cls
                      : ee_proto_choose_class((uint32_t)(pp->n > UINT32_MAX ? UINT32_MAX : pp->n),
                                              g->params.max_tokens, &g->th);
@@ -22,6 +26,7 @@ int prod_prompt_make(prod_prompt *pp, const prod_client *cl, const char *text,
 
 void prod_prompt_free(prod_prompt *pp) {
     free(pp->enc);
+    free(pp->fmap);
     free(pp->topic);
     memset(pp, 0, sizeof *pp);
 }
@@ -43,6 +48,8 @@ char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char
         .task = (char *)ee_proto_task_get(g->task)->name,
         .tokens = pp->enc,
         .n_tokens = pp->n,
+        .fmap = pp->fmap,
+        .fmap_len = pp->fmap_len,
         .params = g->params,
         .reply_to = (char *)g->reply_to,
         .deadline_ms = g->deadline_in_ms ? ee_epoch_ms() + g->deadline_in_ms : 0,

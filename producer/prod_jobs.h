@@ -19,6 +19,7 @@ typedef struct prod_gen_opts {
     const char *model;
     ee_proto_task task;            /* generate (default), embed or search */
     const char *index;             /* search: the index */
+    bool invert;                   /* classify: images have dark ink on a light page */
     uint32_t k;                    /* search: hits wanted */
     const char *cls;               /* forced class, or NULL: ee_proto_choose_class */
     ee_proto_class_thresholds th;
@@ -33,6 +34,8 @@ typedef struct prod_gen_opts {
 typedef struct prod_prompt {
     int32_t *enc;      /* encrypted prompt ids */
     size_t n;
+    float *fmap;       /* classify: the encrypted feature map (the text is an image path) */
+    size_t fmap_len;
     const char *cls;   /* static string, or g->cls */
     char *topic;       /* ee.requests.<model>.<class> */
 } prod_prompt;

@@ -20,6 +20,8 @@ static void usage(FILE *f) {
           "  index    add documents to a blind index (embedded by the workers, sealed)\n"
           "  ask      retrieval-augmented generation: search a blind index, open the\n"
           "           documents locally, ask the LLM with them (docs/RAG.md)\n"
+          "  classify classify images blind: the stem runs here, a worker runs the\n"
+          "           encrypted rest of the CNN (docs/VISION.md)\n"
           "\n"
           "Run 'ee-producer COMMAND --help' for the flags.\n"
           "\n" PROD_EXIT_HELP,
@@ -47,7 +49,8 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {{"submit", prod_cmd_submit}, {"wait", prod_cmd_wait}, {"load", prod_cmd_load},
                 {"keygen", prod_cmd_keygen}, {"seal", prod_cmd_seal},
-                {"index", prod_cmd_index},   {"ask", prod_cmd_ask}};
+                {"index", prod_cmd_index},   {"ask", prod_cmd_ask},
+                {"classify", prod_cmd_classify}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "ee-producer: unknown command '%s' (try 'ee-producer --help')\n", cmd);

@@ -186,7 +186,23 @@ static json_t *result_json(const prod_print *p, const prod_job *j, ee_err *err, 
     json_object_set_new(o, "event", json_string("result"));
     json_object_set_new(o, "id", json_string(j->id));
     json_object_set_new(o, "status", json_string(prod_job_state_name(j->state)));
-    if (j->state == PROD_JOB_OK && j->vec) {
+    if (j->state == PROD_JOB_OK && j->scores) {
+        json_t *a = json_array(), *ea = json_array();
+        for (size_t i = 0; i < f->n_scores; i++) {
+            json_array_append_new(a, json_real(j->scores[i]));
+            json_array_append_new(ea, json_real(f->scores[i]));
+        }
+        int k = ee_cnn_argmax(j->scores, (int)f->n_scores);
+        char lb[16];
+        json_object_set_new(o, "class", json_integer(k));
+        json_object_set_new(o, "label", json_string(prod_client_class_label(p->cl, k, lb)));
+        json_object_set_new(o, "scores", a);
+        json_object_set_new(o, "encrypted_scores", ea);
+        json_t *t = json_object();
+        json_object_set_new(t, "queue_ms", json_real(f->queue_ms));
+        json_object_set_new(t, "prefill_ms", json_real(f->prefill_ms));
+        json_object_set_new(o, "timings", t);
+    } else if (j->state == PROD_JOB_OK && j->vec) {
         json_t *a = json_array(), *ea = json_array();
         for (size_t i = 0; i < f->dim; i++) {
             json_array_append_new(a, json_real(j->vec[i]));
@@ -275,6 +291,14 @@ int prod_print_result(prod_print *p, prod_job *j, ee_err *err) {
         return rc;
     }
     if (j->state != PROD_JOB_OK) return 0;
+    if (j->scores) { /* class scores: the label ("ID: label" for several jobs) */
+        int k = ee_cnn_argmax(j->scores, (int)f->n_scores);
+        char lb[16];
+        if (p->multi) printf("%s: ", j->id);
+        printf("%s\n", prod_client_class_label(p->cl, k, lb));
+        fflush(stdout);
+        return 0;
+    }
     if (j->vec) { /* an embedding: one line of floats ("ID: ..." for several jobs) */
         if (p->multi) printf("%s:", j->id);
         for (size_t i = 0; i < f->dim; i++) printf(i || p->multi ? " %.9g" : "%.9g", j->vec[i]);

@@ -76,6 +76,7 @@ void prod_tracker_free(prod_tracker *t) {
         ee_proto_reply_free(&j->final);
         free(j->plain);
         free(j->vec);
+        free(j->scores);
         free(j->problem);
         free(j);
     }

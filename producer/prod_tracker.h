@@ -48,6 +48,7 @@ typedef struct prod_job {
     ee_proto_reply final;  /* the first final reply (owned) */
     int32_t *plain;        /* its output ids, decrypted (final.n_tokens) */
     float *vec;            /* embed: its embedding, decrypted (final.dim) */
+    float *scores;         /* classify: its class scores, decrypted (final.n_scores) */
     char *problem;         /* why the job is ERROR/UNSENT when no reply says */
 } prod_job;
 

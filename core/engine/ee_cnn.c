@@ -5,7 +5,7 @@
 #include "ee_cnn.h"
 
 #include "ee_arch.h"
-#include "ee_ops.h"
+#include "ee_conv.h"
 #include "ee_quant.h"
 
 #include <stdlib.h>

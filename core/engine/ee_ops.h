@@ -52,11 +52,4 @@ float ee_dot(const float *a, const float *b, int n);
 /* y[i] += x[i] */
 void ee_add(float *y, const float *x, size_t n);
 
-/* 2-D convolution, NCHW, single image: in [c_in][h][w], weight
- * [c_out][c_in][kh][kw], bias [c_out] (may be NULL), stride and padding
- * symmetric. Output [c_out][oh][ow]; returns oh*ow via *out_hw. */
-void ee_conv2d(float *out, const float *in, const float *weight,
-               const float *bias, int c_in, int h, int w, int c_out, int kh,
-               int kw, int stride, int pad, int *out_h, int *out_w);
-
 #endif

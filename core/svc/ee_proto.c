@@ -40,6 +40,8 @@ static const ee_proto_task_info TASKS[] = {
                                    "the encrypted embedding (floats)"},
     {EE_TASK_SEARCH,   "search",   "encrypted ids of the query, or its encrypted embedding",
                                    "the top-k documents of the index: ids, scores, sealed texts"},
+    {EE_TASK_CLASSIFY, "classify", "the encrypted feature map of the client's stem (floats)",
+                                   "the encrypted class scores (floats)"},
 };
 
 const ee_proto_task_info *ee_proto_task_find(const char *name) {
@@ -274,6 +276,27 @@ static int number_field(json_t *v, const char *path, double *out, ee_proto_error
     return 0;
 }
 
+/* A non-empty array of at most max finite numbers (input.embedding,
+ * input.fmap), as floats. */
+static int float_array(json_t *a, const char *path, size_t max, float **out, size_t *n_out,
+                       ee_proto_error *err) {
+    if (!a) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: missing", path);
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        FAIL(EE_PROTO_E_BAD_REQUEST, "%s: must be a non-empty array of numbers", path);
+    size_t n = json_array_size(a);
+    if (n > max) FAIL(EE_PROTO_E_TOO_LARGE, "%s: %zu values, over the limit of %zu", path, n, max);
+    if (!(*out = malloc(n * sizeof **out))) OOM();
+    for (size_t i = 0; i < n; i++) {
+        double x = 0;
+        char p[64];
+        snprintf(p, sizeof p, "%s[%zu]", path, i);
+        if (number_field(json_array_get(a, i), p, &x, err)) return -1;
+        (*out)[i] = (float)x;
+    }
+    *n_out = n;
+    return 0;
+}
+
 void ee_proto_params_default(ee_proto_params *p, const ee_proto_limits *lim) {
     memset(p, 0, sizeof *p);
     p->max_tokens = EE_PROTO_DEFAULT_MAX_TOKENS;
@@ -402,32 +425,24 @@ static int parse_fields(json_t *root, const ee_proto_limits *lim, ee_proto_reque
     if (!v) FAIL(EE_PROTO_E_BAD_REQUEST, "input: missing");
     if (!json_is_object(v))
         FAIL(EE_PROTO_E_BAD_REQUEST, "input: must be an object, not %s", type_name(v));
-    json_t *toks = json_object_get(v, "tokens");
+    if (r->task_kind == EE_TASK_CLASSIFY) {
+        if (json_object_get(v, "tokens"))
+            FAIL(EE_PROTO_E_BAD_REQUEST, "input.tokens: a classify job carries input.fmap, not tokens");
+        if (float_array(json_object_get(v, "fmap"), "input.fmap", EE_PROTO_MAX_FMAP, &r->fmap,
+                        &r->fmap_len, err))
+            return -1;
+    }
+    json_t *toks = r->task_kind == EE_TASK_CLASSIFY ? NULL : json_object_get(v, "tokens");
     json_t *qv = r->task_kind == EE_TASK_SEARCH ? json_object_get(v, "embedding") : NULL;
     if (toks && qv) FAIL(EE_PROTO_E_BAD_REQUEST, "input: give tokens or embedding, not both");
-    if (!toks && !qv)
+    if (!toks && !qv && r->task_kind != EE_TASK_CLASSIFY)
         FAIL(EE_PROTO_E_BAD_REQUEST, "input.tokens: missing%s",
              r->task_kind == EE_TASK_SEARCH ? " (or input.embedding)" : "");
     if (toks && token_array(toks, "input.tokens", 1, lim->max_prompt_tokens, EE_PROTO_E_TOO_LARGE,
                             lim->n_vocab, &r->tokens, &r->n_tokens, err))
         return -1;
-    if (qv) {
-        if (!json_is_array(qv) || json_array_size(qv) == 0)
-            FAIL(EE_PROTO_E_BAD_REQUEST, "input.embedding: must be a non-empty array of numbers");
-        size_t nq = json_array_size(qv);
-        if (nq > EE_PROTO_MAX_DIM)
-            FAIL(EE_PROTO_E_TOO_LARGE, "input.embedding: %zu values, over the limit of %d", nq,
-                 EE_PROTO_MAX_DIM);
-        if (!(r->query = malloc(nq * sizeof *r->query))) OOM();
-        for (size_t i = 0; i < nq; i++) {
-            double x;
-            char path[48];
-            snprintf(path, sizeof path, "input.embedding[%zu]", i);
-            if (number_field(json_array_get(qv, i), path, &x, err)) return -1;
-            r->query[i] = (float)x;
-        }
-        r->query_dim = nq;
-    }
+    if (qv && float_array(qv, "input.embedding", EE_PROTO_MAX_DIM, &r->query, &r->query_dim, err))
+        return -1;
     if (r->task_kind == EE_TASK_SEARCH) {
         json_t *so = json_object_get(root, "search");
         if (!so) FAIL(EE_PROTO_E_BAD_REQUEST, "search: missing (a search job names its index)");
@@ -534,6 +549,7 @@ void ee_proto_request_free(ee_proto_request *r) {
     free(r->task);
     free(r->index);
     free(r->query);
+    free(r->fmap);
     free(r->tokens);
     free(r->params.stop_ids);
     free(r->reply_to);
@@ -600,7 +616,8 @@ static json_t *float_json(const float *v, size_t n, bool *bad) {
 }
 
 char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
-    if (!r || !r->id || !r->model || !r->key_id || !r->reply_to || (!r->tokens && r->n_tokens))
+    if (!r || !r->id || !r->model || !r->key_id || !r->reply_to || (!r->tokens && r->n_tokens) ||
+        (!r->fmap && r->fmap_len))
         return ee_err_set(err, "request: id, model, key_id, reply_to and tokens are required"),
                NULL;
     if (r->params.n_stop && !r->params.stop_ids)
@@ -615,7 +632,9 @@ char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
     put(root, "key_id", json_string(r->key_id), &bad);
     put(root, "task", json_string(r->task ? r->task : "generate"), &bad);
     json_t *input = json_object();
-    if (input && r->query) {
+    if (input && r->fmap) {
+        put(input, "fmap", float_json(r->fmap, r->fmap_len, &bad), &bad);
+    } else if (input && r->query) {
         put(input, "embedding", float_json(r->query, r->query_dim, &bad), &bad);
     } else if (input) {
         put(input, "tokens", token_json(r->tokens, r->n_tokens, &bad), &bad);
@@ -650,8 +669,9 @@ char *ee_proto_request_to_json(const ee_proto_request *r, ee_err *err) {
 
 char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
     if (!r || !r->id) return ee_err_set(err, "reply: id is required"), NULL;
-    if (r->ok && r->final && !r->finish_reason && !r->embedding && !r->is_search)
-        return ee_err_set(err, "reply: a final ok reply needs finish_reason or an embedding"),
+    if (r->ok && r->final && !r->finish_reason && !r->embedding && !r->is_search && !r->scores)
+        return ee_err_set(err, "reply: a final ok reply needs finish_reason, an embedding, hits "
+                               "or scores"),
                NULL;
     if (r->ok && r->n_tokens && !r->tokens)
         return ee_err_set(err, "reply: tokens is NULL with n_tokens > 0"), NULL;
@@ -669,6 +689,8 @@ char *ee_proto_reply_to_json(const ee_proto_reply *r, ee_err *err) {
         json_t *o = json_object();
         if (o && r->embedding) {
             put(o, "embedding", float_json(r->embedding, r->dim, &bad), &bad);
+        } else if (o && r->scores) {
+            put(o, "scores", float_json(r->scores, r->n_scores, &bad), &bad);
         } else if (o && r->is_search) {
             json_t *a = json_array();
             for (size_t i = 0; a && i < r->n_hits; i++) {
@@ -765,6 +787,22 @@ static int rep_str(json_t *obj, const char *key, const char *path, bool required
     return 0;
 }
 
+/* output.embedding / output.scores: a non-empty array of finite numbers. */
+static int reply_floats(json_t *a, const char *path, float **out, size_t *n_out, ee_err *err) {
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > (1u << 20))
+        return ee_err_set(err, "%s: must be a non-empty array of numbers", path);
+    size_t n = json_array_size(a);
+    if (!(*out = malloc(n * sizeof **out))) return ee_err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(a, i);
+        if (!json_is_number(e) || !isfinite(json_number_value(e)))
+            return ee_err_set(err, "%s[%zu]: must be a finite number", path, i);
+        (*out)[i] = (float)json_number_value(e);
+    }
+    *n_out = n;
+    return 0;
+}
+
 static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
     long long x = -1;
     if (rep_int(root, "v", "v", true, 0, LLONG_MAX, &x, err)) return -1;
@@ -799,6 +837,7 @@ static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
     if (!json_is_object(o)) return ee_err_set(err, "output: must be an object");
     json_t *emb = json_object_get(o, "embedding");
     json_t *hits = json_object_get(o, "hits");
+    json_t *scores = json_object_get(o, "scores");
     if (hits) {
         if (!json_is_array(hits) || json_array_size(hits) > EE_PROTO_MAX_K)
             return ee_err_set(err, "output.hits: must be an array of at most %d hits", EE_PROTO_MAX_K);
@@ -819,18 +858,9 @@ static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
                 return -1;
         }
     } else if (emb) {
-        if (!json_is_array(emb) || json_array_size(emb) == 0 || json_array_size(emb) > (1u << 20))
-            return ee_err_set(err, "output.embedding: must be a non-empty array of numbers");
-        size_t n = json_array_size(emb);
-        r->embedding = malloc(n * sizeof *r->embedding);
-        if (!r->embedding) return ee_err_set(err, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            json_t *e = json_array_get(emb, i);
-            if (!json_is_number(e) || !isfinite(json_number_value(e)))
-                return ee_err_set(err, "output.embedding[%zu]: must be a finite number", i);
-            r->embedding[i] = (float)json_number_value(e);
-        }
-        r->dim = n;
+        if (reply_floats(emb, "output.embedding", &r->embedding, &r->dim, err)) return -1;
+    } else if (scores) {
+        if (reply_floats(scores, "output.scores", &r->scores, &r->n_scores, err)) return -1;
     } else {
         json_t *t = json_object_get(o, "tokens");
         if (!json_is_array(t)) return ee_err_set(err, "output.tokens: must be an array");
@@ -848,7 +878,8 @@ static int parse_reply_fields(json_t *root, ee_proto_reply *r, ee_err *err) {
         }
         r->n_tokens = n;
     }
-    if (rep_str(root, "finish_reason", "finish_reason", r->final && !r->embedding && !r->is_search,
+    if (rep_str(root, "finish_reason", "finish_reason",
+                r->final && !r->embedding && !r->is_search && !r->scores,
                 &r->finish_reason, err))
         return -1;
     json_t *u = json_object_get(root, "usage");
@@ -894,6 +925,7 @@ void ee_proto_reply_free(ee_proto_reply *r) {
     free(r->id);
     free(r->tokens);
     free(r->embedding);
+    free(r->scores);
     for (size_t i = 0; i < r->n_hits; i++) {
         free(r->hits[i].id);
         free(r->hits[i].doc);

@@ -137,6 +137,7 @@ typedef enum ee_proto_task {
     EE_TASK_GENERATE = 0, /* encrypted ids in, encrypted ids out (decoders) */
     EE_TASK_EMBED = 1,    /* encrypted ids in, an encrypted embedding out (encoders) */
     EE_TASK_SEARCH = 2,   /* encrypted ids or query vector in, top-k documents out */
+    EE_TASK_CLASSIFY = 3, /* encrypted stem feature map in, encrypted class scores out */
     EE_TASK_COUNT
 } ee_proto_task;
 
@@ -167,6 +168,10 @@ typedef struct ee_proto_request {
     uint32_t k;
     float *query;
     size_t query_dim;
+    /* classify: the encrypted feature map of the client's stem
+     * (input.fmap; the worker checks its length against the model) */
+    float *fmap;
+    size_t fmap_len;
     char *reply_to;    /* Kafka topic */
     int64_t deadline_ms; /* absolute epoch ms; 0 = none */
     bool stream;
@@ -196,6 +201,7 @@ int ee_proto_check_deadline(const ee_proto_request *r, int64_t now_ms, ee_proto_
 
 #define EE_PROTO_MAX_K 100          /* search.k */
 #define EE_PROTO_MAX_DIM 65536       /* input.embedding */
+#define EE_PROTO_MAX_FMAP (1 << 20)  /* input.fmap values */
 
 /* ---- replies -------------------------------------------------------------- */
 
@@ -220,6 +226,8 @@ typedef struct ee_proto_reply {
     ee_proto_hit *hits;  /* search: best first (final reply); n_hits may be 0 */
     size_t n_hits;
     bool is_search;      /* the final reply of a search (hits present, maybe empty) */
+    float *scores;       /* classify: the encrypted class scores (final reply), else NULL */
+    size_t n_scores;
     char *finish_reason; /* final ok generate replies: "stop", "length", ... else NULL */
     uint32_t prompt_tokens, completion_tokens; /* usage (final ok replies) */
     double queue_ms, prefill_ms, decode_ms;    /* timings (final ok replies) */

@@ -32,6 +32,7 @@
  * x'[perm[i]] = x[i]. EE_PROPS_VERBOSE=1 prints every measured error. */
 #include "ee_key.h"
 #include "ee_mat.h"
+#include "ee_conv.h"
 #include "ee_ops.h"
 
 #include <check.h>

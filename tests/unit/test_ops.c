@@ -1,4 +1,5 @@
 /* Layer kinds against their textbook definitions computed in double. */
+#include "ee_conv.h"
 #include "ee_ops.h"
 
 #include "ee_kernels.h"
