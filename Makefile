@@ -292,7 +292,7 @@ test-setup:
 # loopback, started and stopped by each script (scripts/kafka.sh).
 # service_3node.sh (3 brokers, leader killed mid-run) runs separately:
 # make test-3node.
-test-integration: $(BINS) $(MODEL) $(MINILM) | $(STAMP)/venv
+test-integration: $(BINS) $(MODEL) $(MINILM) $(CNN) | $(STAMP)/venv
 	@set -e; n=0; for t in $(filter-out %_3node.sh,$(wildcard tests/integration/*.sh)); do \
 	  echo "integration: $$t"; bash $$t; n=$$((n+1)); done; \
 	echo "integration: $$n passed, 0 failed"

@@ -9,6 +9,7 @@
 #include "ee_scheme.h"
 
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 int svc_models_open(svc *s, ee_err *err) {
@@ -66,7 +67,10 @@ int svc_models_open(svc *s, ee_err *err) {
                 return ee_err_set(err, "model %s: %s holds its stem (eecnn.client_blocks %d); "
                                        "the worker serves files whose stem the client runs",
                                   sm->name, sm->path, sm->cnn->hp.client_blocks);
-            sm->limits = ee_config_limits(c, 1); /* no tokens: the record size limit applies */
+            /* A classifier reads no token ids: any id passes the parse, so a
+             * generate job sent here is refused as unsupported_task (what
+             * it is), not as bad_token. */
+            sm->limits = ee_config_limits(c, INT32_MAX);
             json_t *f = json_object();
             json_object_set_new(f, "model", json_string(sm->name));
             json_object_set_new(f, "path", json_string(sm->path));

@@ -1,0 +1,205 @@
+"""Blind image classification over Kafka (tests/integration/vision.sh).
+
+A worker serves the ENCRYPTED digits CNN (ee-cnn-v1, no stem). The key
+holder's ee-producer reads each image file (PNG or PGM), runs the stem of
+the plaintext model, encrypts the feature map, sends classify jobs and
+decrypts the class scores. Checked against ee-model classify on the
+plaintext model and the same files (an oracle the service never touches):
+  - every test image of the split (360, half PNG, half PGM) gets the
+    plaintext prediction, and its decrypted scores equal the plaintext
+    scores (max abs <= 1e-4);
+  - the scores on the wire are permuted: their argmax is not the
+    prediction for most images;
+  - no image pixel row and no plaintext score is on the request or reply
+    topics (the requests carry 1024 floats of feature map);
+  - refusals come back as replies, nothing lost: a feature map of the wrong
+    size and tokens instead of a map (bad_request), generate on the
+    classifier (unsupported_task).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd[:3])}... failed ({r.returncode}): {r.stderr.strip()[-1500:]}")
+    return r.stdout
+
+
+def create_topic(bootstrap, name, partitions):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
+        try:
+            f.result(15)
+        except Exception as e:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise
+
+
+def read_topic(bootstrap, topic, parts):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
+    out, eof, end = [], set(), time.time() + 30
+    while len(eof) < parts and time.time() < end:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == -191:  # _PARTITION_EOF
+                eof.add(m.partition())
+            continue
+        out.append(m.value())
+    c.close()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("--bin", "--model", "--test-set", "--bootstrap", "--work", "--cache"):
+        ap.add_argument(a, required=True)
+    args = ap.parse_args()
+    ee_model = os.path.join(args.bin, "ee-model")
+    py = sys.executable
+    os.makedirs(args.cache, exist_ok=True)
+    key = os.path.join(args.cache, "vision.eekey")
+    enc = os.path.join(args.cache, "digits.enc.gguf")
+    if not os.path.exists(key):
+        run([ee_model, "keygen", "--out", key])
+    # encrypted afresh: the CNN is retrained when its trainer changes
+    run([ee_model, "encrypt", "--model", args.model, "--key", key, "--out", enc])
+    key_id = json.loads(run([ee_model, "info", "--model", enc, "--json"]))["key_id"]
+    req_topic = "ee.requests.digits.small"
+    create_topic(args.bootstrap, req_topic, 2)
+    imgdir = os.path.join(args.work, "img")
+    run([py, os.path.join(ROOT, "tools", "train_cnn.py"), "--export-images", imgdir, "--count", "360"])
+    images = sorted(os.path.join(imgdir, f) for f in os.listdir(imgdir))
+    assert len(images) == 360, len(images)
+
+    log = open(os.path.join(args.work, "wvis.log"), "w")
+    w = subprocess.Popen([os.path.join(args.bin, "ee-consumer"), "--bootstrap", args.bootstrap,
+                          "--name", "wvis", "--class", "small", "--threads", "1",
+                          "--model", f"digits={enc}", "--grace-ms", "500",
+                          "--kafka", "session.timeout.ms=6000"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    failures = 0
+    try:
+        end = time.time() + 60
+        while time.time() < end:
+            with open(log.name) as f:
+                if '"partitions_assigned"' in f.read():
+                    break
+            if w.poll() is not None:
+                raise AssertionError(f"worker exited {w.returncode}: {open(log.name).read()[-2000:]}")
+            time.sleep(0.2)
+
+        # 1. the key holder's producer against the plaintext oracle
+        t0 = time.time()
+        rt = f"replies-vision-{uuid.uuid4().hex[:8]}"
+        cmd = [os.path.join(args.bin, "ee-producer"), "classify", "--bootstrap", args.bootstrap,
+               "--model", "digits", "--key", key, "--plain-model", args.model, "--reply-to", rt,
+               "--json", "--timeout-ms", "120000"]
+        for im in images:
+            cmd += ["--image", im]
+        res = {}
+        for line in run(cmd).splitlines():
+            r = json.loads(line)
+            res[r["image"]] = r
+        blind_s = time.time() - t0
+        assert set(res) == set(images), f"{len(res)} results for {len(images)} images"
+        oracle = {}
+        ocmd = [ee_model, "classify", "--model", args.model, "--json"]
+        for im in images:
+            ocmd += ["--image", im]
+        for line in run(ocmd).splitlines():
+            r = json.loads(line)
+            oracle[r["image"]] = r
+        same = sum(res[i]["class"] == oracle[i]["class"] for i in images)
+        worst = max(abs(a - b) for i in images for a, b in zip(res[i]["scores"], oracle[i]["scores"]))
+        truth = {i: int(os.path.basename(i).split("_label")[1].split(".")[0]) for i in images}
+        acc = sum(res[i]["class"] == truth[i] for i in images) / len(images)
+        wire_same = sum(max(range(10), key=lambda k: res[i]["encrypted_scores"][k]) == res[i]["class"]
+                        for i in images)
+        assert same == len(images), f"{len(images) - same} predictions differ from plaintext"
+        assert worst <= 1e-4, f"decrypted scores differ from plaintext by {worst:.3g}"
+        assert wire_same <= len(images) // 2, f"{wire_same} wire argmaxes equal the prediction"
+        print(f"  PASS producer_classify ({blind_s:.1f}s blind, {len(images)} images: "
+              f"{sum(i.endswith('.png') for i in images)} PNG, {sum(i.endswith('.pgm') for i in images)} PGM): "
+              f"{same}/{len(images)} predictions equal ee-model classify on the plaintext model, "
+              f"scores max abs {worst:.2g}; accuracy vs labels {acc:.4f}; wire argmax = prediction "
+              f"for {wire_same}/{len(images)} (a permutation of 10 classes)", flush=True)
+
+        # 2. what Kafka holds: feature maps of the right size, no pixels, no plaintext scores
+        t0 = time.time()
+        reqs = [json.loads(v) for v in read_topic(args.bootstrap, req_topic, 2)]
+        reqs = [r for r in reqs if r.get("task") == "classify" and r.get("key_id") == key_id]
+        assert len(reqs) >= len(images), f"{len(reqs)} classify requests on {req_topic}"
+        assert all(len(r["input"]["fmap"]) == 1024 and "tokens" not in r["input"] for r in reqs)
+        reps = [json.loads(v) for v in read_topic(args.bootstrap, rt, 1)]
+        wire_scores = [x for r in reps for x in r.get("output", {}).get("scores", [])]
+        assert len(wire_scores) == 10 * len(images), len(wire_scores)
+        print(f"  PASS wire ({time.time() - t0:.1f}s): {len(reqs)} requests carry a 16x8x8 encrypted "
+              f"feature map and no tokens; {len(reps)} replies carry 10 permuted scores", flush=True)
+
+        # 3. refusals answered as replies
+        t0 = time.time()
+        rt2 = f"replies-vision-bad-{uuid.uuid4().hex[:8]}"
+        create_topic(args.bootstrap, rt2, 1)
+        p = Producer({"bootstrap.servers": args.bootstrap})
+        base = {"v": 1, "reply_to": rt2, "model": "digits", "key_id": key_id, "task": "classify"}
+        cases = {"short-1": dict(base, id="short-1", input={"fmap": [0.5] * 1000}),
+                 "tokens-1": dict(base, id="tokens-1", input={"tokens": [1, 2]}),
+                 "text-1": dict(base, id="text-1", input={"fmap": ["x"] * 1024}),
+                 "gen-1": dict(base, id="gen-1", task="generate", input={"tokens": [1, 2]})}
+        for c in cases.values():
+            p.produce(req_topic, json.dumps(c).encode(), key=c["id"].encode())
+        p.flush(15)
+        cons = Consumer({"bootstrap.servers": args.bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+        cons.assign([TopicPartition(rt2, 0, 0)])
+        got = {}
+        end = time.time() + 30
+        while time.time() < end and len(got) < len(cases):
+            m = cons.poll(0.5)
+            if m is None or m.error():
+                continue
+            r = json.loads(m.value())
+            got[r["id"]] = r
+        cons.close()
+        code = {k: got.get(k, {}).get("error", {}).get("code") for k in cases}
+        assert code == {"short-1": "bad_request", "tokens-1": "bad_request",
+                        "text-1": "bad_request", "gen-1": "unsupported_task"}, got
+        assert "1024" in got["short-1"]["error"]["message"], got["short-1"]
+        print(f"  PASS refusals ({time.time() - t0:.1f}s): short map -> bad_request "
+              f"({got['short-1']['error']['message']!r}); tokens, non-numbers -> bad_request; "
+              f"generate -> unsupported_task", flush=True)
+    except Exception as e:  # noqa: BLE001
+        failures += 1
+        print(f"  FAIL: {e}", flush=True)
+        with open(log.name) as f:
+            print("--- worker log tail:\n" + "".join(
+                [ln for ln in f.readlines() if '"librdkafka"' not in ln][-15:]), flush=True)
+    finally:
+        w.terminate()
+        try:
+            w.wait(30)
+        except subprocess.TimeoutExpired:
+            w.kill()
+    print(f"vision_test: {'FAILED' if failures else 'ok'} ({failures} failed)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
