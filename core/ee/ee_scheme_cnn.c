@@ -129,7 +129,7 @@ static int write_metadata(const walk *k, const ee_gguf *plain, const ee_key *key
         if (kv && ee_gguf_writer_copy_kv(k->w, kv, err)) return -1;
     }
     const int nc = k->m->hp.n_class;
-    char *pool = malloc((size_t)nc * 16);
+    char *pool = malloc((size_t)nc * 24);
     const char **names = malloc(sizeof(char *) * (size_t)nc);
     int rc = -1;
     if (!pool || !names) {
@@ -137,8 +137,8 @@ static int write_metadata(const walk *k, const ee_gguf *plain, const ee_key *key
         goto done;
     }
     for (int r = 0; r < nc; r++) {
-        names[r] = pool + (size_t)r * 16;
-        snprintf(pool + (size_t)r * 16, 16, "<ee_%d>", r);
+        names[r] = pool + (size_t)r * 24;
+        snprintf(pool + (size_t)r * 24, 24, "<ee_%d>", r);
     }
     rc = ee_gguf_writer_set_u32(k->w, "eecnn.client_blocks", 1, err) ||
                  ee_gguf_writer_set_str_arr(k->w, "eecnn.class_labels", names, (uint64_t)nc, err) ||

@@ -640,6 +640,79 @@ START_TEST(embed_request_and_reply) {
 }
 END_TEST
 
+/* classify: the encrypted feature map in (input.fmap), the encrypted class
+ * scores out (output.scores); round trips exact; refusals name the field
+ * and keep the id (answered, not dead-lettered). */
+#define CLASSIFY_HEAD "{\"v\":1,\"id\":\"c-1\",\"reply_to\":\"r\",\"model\":\"digits\"," \
+                      "\"task\":\"classify\",\"key_id\":\"0123456789abcdef0123456789abcdef\","
+START_TEST(classify_request_and_reply) {
+    ee_proto_request r, r2;
+    ee_proto_error e;
+    ee_err err;
+    ck_assert_ptr_nonnull(ee_proto_task_find("classify"));
+    ck_assert_int_eq(ee_proto_task_find("classify")->task, EE_TASK_CLASSIFY);
+    ck_assert_int_eq(parse_str(CLASSIFY_HEAD "\"input\":{\"fmap\":[0.5,-0.25,3e-3,0]}}", &r, &e), 0);
+    ck_assert_int_eq(r.task_kind, EE_TASK_CLASSIFY);
+    ck_assert_uint_eq(r.fmap_len, 4);
+    ck_assert_float_eq(r.fmap[1], -0.25f);
+    ck_assert_ptr_null(r.tokens);
+    char *js = ee_proto_request_to_json(&r, &err);
+    ck_assert_msg(js != NULL, "%s", err.msg);
+    ck_assert_ptr_null(strstr(js, "\"tokens\""));
+    ck_assert_int_eq(parse_str(js, &r2, &e), 0);
+    ck_assert_uint_eq(r2.fmap_len, 4);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(r2.fmap[i], r.fmap[i]);
+    ee_proto_request_free(&r2);
+    free(js);
+    ee_proto_request_free(&r);
+    static const struct { const char *tail; ee_proto_code code; const char *msg; } bad[] = {
+        {"\"input\":{}}", EE_PROTO_E_BAD_REQUEST, "input.fmap: missing"},
+        {"\"input\":{\"fmap\":[]}}", EE_PROTO_E_BAD_REQUEST, "input.fmap: must be a non-empty"},
+        {"\"input\":{\"fmap\":{}}}", EE_PROTO_E_BAD_REQUEST, "input.fmap: must be a non-empty"},
+        {"\"input\":{\"fmap\":[1,\"x\"]}}", EE_PROTO_E_BAD_REQUEST, "input.fmap[1]"},
+        {"\"input\":{\"fmap\":[1,null]}}", EE_PROTO_E_BAD_REQUEST, "input.fmap[1]"},
+        {"\"input\":{\"tokens\":[1]}}", EE_PROTO_E_BAD_REQUEST, "not tokens"},
+        {"\"input\":{\"fmap\":[1]},\"stream\":true}", EE_PROTO_E_BAD_REQUEST, "only generate jobs stream"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, CLASSIFY_HEAD "%s", bad[i].tail);
+        ck_assert_msg(parse_str(buf, &r, &e) == -1, "accepted: %s", bad[i].tail);
+        ck_assert_msg(e.code == bad[i].code && strstr(e.message, bad[i].msg), "%s -> %s (%d)",
+                      bad[i].tail, e.message, (int)e.code);
+        ck_assert(e.has_id);
+    }
+    /* over the size limit: too_large, before any value is read */
+    size_t n = (size_t)EE_PROTO_MAX_FMAP + 1, cap = n * 2 + 256;
+    char *big = malloc(cap);
+    ck_assert_ptr_nonnull(big);
+    size_t o = (size_t)snprintf(big, cap, CLASSIFY_HEAD "\"input\":{\"fmap\":[");
+    for (size_t i = 0; i < n; i++) o += (size_t)snprintf(big + o, cap - o, i ? ",0" : "0");
+    snprintf(big + o, cap - o, "]}}");
+    const ee_proto_limits unbounded = {.n_vocab = 16, .max_prompt_tokens = 8, .max_new_tokens = 8};
+    ck_assert_int_eq(ee_proto_parse_request(big, strlen(big), &unbounded, &r, &e), -1);
+    ck_assert_int_eq(e.code, EE_PROTO_E_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(e.message, "input.fmap"));
+    free(big);
+
+    float sc[3] = {1.5f, -2.25f, 0.125f};
+    ee_proto_reply rep = {.id = "c-1", .ok = true, .final = true, .scores = sc, .n_scores = 3};
+    js = ee_proto_reply_to_json(&rep, &err);
+    ck_assert_msg(js != NULL, "%s", err.msg);
+    ck_assert_ptr_null(strstr(js, "finish_reason"));
+    ee_proto_reply b;
+    ck_assert_int_eq(ee_proto_parse_reply(js, strlen(js), &b, &err), 0);
+    ck_assert_uint_eq(b.n_scores, 3);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq(b.scores[i], sc[i]);
+    ee_proto_reply_free(&b);
+    free(js);
+    const char *badrep = "{\"v\":1,\"id\":\"c-1\",\"status\":\"ok\",\"seq\":0,\"final\":true,"
+                         "\"output\":{\"scores\":[1,\"a\"]}}";
+    ck_assert_int_eq(ee_proto_parse_reply(badrep, strlen(badrep), &b, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "output.scores[1]"));
+}
+END_TEST
+
 /* search: the query as ids or as an encrypted vector, an index and k; the
  * reply's hits; the compacted topic's index records. */
 #define SEARCH_HEAD "{\"v\":1,\"id\":\"s-1\",\"reply_to\":\"r\",\"model\":\"minilm\"," \
@@ -984,6 +1057,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, reply_partial_round_trip);
     tcase_add_test(tc, embed_request_and_reply);
     tcase_add_test(tc, search_request_reply_and_index_records);
+    tcase_add_test(tc, classify_request_and_reply);
     tcase_add_test(tc, reply_error_round_trip);
     tcase_add_test(tc, reply_parse_refusals);
     suite_add_tcase(s, tc);
