@@ -1,7 +1,7 @@
 /* The eecnn classifier: loading (shapes checked against eecnn.*) and the
- * forward pass, stem and rest apart. Convolutions are ee_conv2d (double
- * accumulation): the network is small (about 0.2 MFLOP an 8x8 image), so
- * a Kafka round trip, not the arithmetic, is what a job costs. */
+ * client's stem, a direct convolution (ee_conv2d, double accumulation) on
+ * one image: no BLAS, no threads, so a client links little. The worker's
+ * part, batched over jobs, is ee_cnn_forward.c. */
 #include "ee_cnn.h"
 
 #include "ee_arch.h"
@@ -183,36 +183,11 @@ static void relu(float *x, size_t n) {
         if (!(x[i] > 0.0f)) x[i] = 0.0f;
 }
 
-/* out[c][h/p][w/p] = max over each p x p window of in[c][h][w]. */
-static void max_pool(float *out, const float *in, int c, int h, int w, int p) {
-    int oh = h / p, ow = w / p;
-    for (int ch = 0; ch < c; ch++)
-        for (int y = 0; y < oh; y++)
-            for (int x = 0; x < ow; x++) {
-                const float *src = in + ((size_t)ch * h + (size_t)y * p) * w + (size_t)x * p;
-                float best = src[0];
-                for (int dy = 0; dy < p; dy++)
-                    for (int dx = 0; dx < p; dx++)
-                        if (src[(size_t)dy * w + dx] > best) best = src[(size_t)dy * w + dx];
-                out[((size_t)ch * oh + y) * ow + x] = best;
-            }
-}
-
 static void conv_relu(const ee_cnn_block *b, const float *in, float *out) {
     int oh, ow;
     ee_conv2d(out, in, b->weight, b->bias, b->c_in, b->h, b->w, b->c_out, b->k, b->k, 1, b->k / 2,
               &oh, &ow);
     relu(out, (size_t)b->c_out * b->h * b->w);
-}
-
-/* Largest map any block holds (conv output before pooling). */
-static size_t max_map(const ee_cnn_model *m) {
-    size_t best = 0;
-    for (int l = 0; l < m->hp.n_block; l++) {
-        size_t n = (size_t)m->blocks[l].c_out * m->blocks[l].h * m->blocks[l].w;
-        if (n > best) best = n;
-    }
-    return best;
 }
 
 int ee_cnn_stem(const ee_cnn_model *m, const float *images, int n, float *fmaps, ee_err *err) {
@@ -222,56 +197,6 @@ int ee_cnn_stem(const ee_cnn_model *m, const float *images, int n, float *fmaps,
     size_t in = ee_cnn_image_len(m), out = ee_cnn_fmap_len(m);
     for (int i = 0; i < n; i++) conv_relu(&m->blocks[0], images + (size_t)i * in, fmaps + (size_t)i * out);
     return 0;
-}
-
-int ee_cnn_classify_fmaps(const ee_cnn_model *m, const float *fmaps, int n, float *logits,
-                          ee_err *err) {
-    size_t cap = max_map(m);
-    float *a = malloc(sizeof(float) * cap), *b = malloc(sizeof(float) * cap);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return ee_err_set(err, "out of memory for activations");
-    }
-    const int p = m->hp.pool;
-    for (int i = 0; i < n; i++) {
-        /* a holds the current block's conv output (before pooling). */
-        memcpy(a, fmaps + (size_t)i * ee_cnn_fmap_len(m), sizeof(float) * ee_cnn_fmap_len(m));
-        for (int l = 0;; l++) {
-            const ee_cnn_block *bl = &m->blocks[l];
-            if (p > 1) {
-                max_pool(b, a, bl->c_out, bl->h, bl->w, p);
-                float *t = a;
-                a = b;
-                b = t;
-            }
-            if (l + 1 == m->hp.n_block) break;
-            conv_relu(&m->blocks[l + 1], a, b);
-            float *t = a;
-            a = b;
-            b = t;
-        }
-        float *y = logits + (size_t)i * m->hp.n_class;
-        for (int c = 0; c < m->hp.n_class; c++) {
-            const float *wr = m->head_w + (size_t)c * m->n_feat;
-            double acc = m->head_b[c];
-            for (int f = 0; f < m->n_feat; f++) acc += (double)wr[f] * a[f];
-            y[c] = (float)acc;
-        }
-    }
-    free(a);
-    free(b);
-    return 0;
-}
-
-int ee_cnn_classify_images(const ee_cnn_model *m, const float *images, int n, float *logits,
-                           ee_err *err) {
-    size_t fl = ee_cnn_fmap_len(m);
-    float *f = malloc(sizeof(float) * fl * (size_t)(n > 0 ? n : 1));
-    if (!f) return ee_err_set(err, "out of memory for feature maps");
-    int rc = ee_cnn_stem(m, images, n, f, err) || ee_cnn_classify_fmaps(m, f, n, logits, err) ? -1 : 0;
-    free(f);
-    return rc;
 }
 
 int ee_cnn_argmax(const float *scores, int n) {
