@@ -32,7 +32,41 @@ static const char *HELP_TEXT =
     "  --perturb  simulate a private fine-tune: add Gaussian noise of EPS x the\n"
     "             tensor's std to every public weight before attacking\n"
     "  --json     one JSON object: vocab_recovered (0..1), seconds, text, ...\n"
-    "  Exit status 0 whatever the audit finds (docs/SECURITY.md: threat table).\n";
+    "  Exit status 0 whatever the audit finds (docs/SECURITY.md: threat table).\n"
+    "\n"
+    "usage (image classifiers, general.architecture eecnn):\n"
+    "       ee-model audit --model ENC.gguf [--public PLAIN.gguf] [--plain-model SRC.gguf]\n"
+    "         --key K.eekey --test-set T.gguf [--json] [--dump-pgm DIR]\n"
+    "  What a worker learns about the secret image from the encrypted stem feature\n"
+    "  map a client sends (core/ee/ee_audit_cnn.h). The key and the test set only\n"
+    "  make the maps (plaintext stem, then the client's cipher) and score the\n"
+    "  results; the attacks get ENC, the public weights and the maps:\n"
+    "    A  no public weights (private weights, or a traffic observer): each\n"
+    "       channel normalised by its maximum, then averaged (or maxed) into a picture\n"
+    "    B  with --public: the channel permutations and scales read off the block-1\n"
+    "       kernels, then each image solved from the map by least squares\n"
+    "  Reports per-image correlation with the true image (median, 10th percentile),\n"
+    "  how often the plaintext model reads the reconstructions (vs the true images\n"
+    "  and chance), for B the max abs pixel error and the permutation entries\n"
+    "  recovered (checked with the key), and each attack's time.\n"
+    "  --plain-model  the model ENC was encrypted from (default --public); without\n"
+    "                 --public it is needed for the harness and only A runs\n"
+    "  --dump-pgm     write the first 8 images, original / A / B, as 64x64 PGM files\n"
+    "                 (A scaled by its maximum, B clamped to [0, 1] for display only)\n";
+
+/* general.architecture of the --model file, if argv names one that opens. */
+static bool model_is_cnn(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) path = argv[i + 1];
+        else if (strncmp(argv[i], "--model=", 8) == 0) path = argv[i] + 8;
+    }
+    ee_gguf *g = path ? ee_gguf_open(path, NULL) : NULL;
+    const char *arch = g ? ee_gguf_get_str(g, "general.architecture", NULL) : NULL;
+    bool cnn = arch && strcmp(arch, "eecnn") == 0;
+    ee_gguf_close(g);
+    return cnn;
+}
 
 /* A JSON number, or null for NaN (e.g. a median over no matches). */
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -57,6 +91,7 @@ int cmd_audit(int argc, char **argv) {
         fputs(HELP_TEXT, stdout);
         return 0;
     }
+    if (model_is_cnn(argc, argv)) return cmd_audit_cnn(argc, argv);
     if (cli_parse(argc, argv, f, NF, &err)) return cmd_fail("audit", err.msg);
     if (f[PLAIN].present && !f[KEY].present)
         return cmd_fail("audit", "--plain-model goes with --key (it only checks the result)");

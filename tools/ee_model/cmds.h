@@ -11,6 +11,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+/* cmd_audit for an eecnn --model (cmd_audit_cnn.c). */
+int cmd_audit_cnn(int argc, char **argv);
 int cmd_keyid(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_import(int argc, char **argv);

@@ -45,6 +45,8 @@ static void usage(FILE *f) {
             "              [--show-ciphertext] ...   (client: encrypt, run blind, decrypt)\n"
             "  audit       --model ENC.gguf --public PLAIN.gguf [--tokens ENC_IDS] [--json]\n"
             "              (the attack of a worker holding public weights; docs/SECURITY.md)\n"
+            "  audit       --model ENC.gguf [--public PLAIN.gguf] --key K.eekey --test-set T.gguf\n"
+            "              (eecnn: inverting the encrypted feature map to the image)\n"
             "  generate    --model ENC.gguf --tokens ENC_IDS ...   (what a worker runs: no key)\n"
             "\n"
             "Run 'ee-model COMMAND --help' for details.\n");
