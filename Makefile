@@ -139,7 +139,7 @@ PY         = $(VENV)/bin/python
 
 .PHONY: all deps model minilm cnn venv demo-rag demo-vision test test-setup test-unit test-model test-integration demo bench bench-machine bench-kernels bench-ee bench-service check-llamacpp security-report test-integration-san test-3node clean distclean
 .PHONY: kafka-up kafka-down kafka-status FORCE fuzz test-fuzz bench-seal test-chaos bench-quality bench-worker bench-embed
-.PHONY: check-llamacpp-bert bench-vindex bench-vindex-ivf
+.PHONY: check-llamacpp-bert bench-vindex bench-vindex-ivf bench-cnn
 
 all: $(BINS)
 
@@ -410,6 +410,11 @@ bench-quality: $(BINS) $(MODEL) | $(STAMP)/bench-venv
 # Sentence embeddings/s: ee-model embed (all-MiniLM-L6-v2, plaintext and
 # encrypted) against sentence-transformers (PyTorch) and ONNX Runtime, same
 # sentences, same run, 2 threads each (docs/BENCHMARKS.md).
+# The digits CNN: the client's stem and the worker's part, plaintext and
+# encrypted, against PyTorch on the same weights (docs/BENCHMARKS.md).
+bench-cnn: $(BINS) $(CNN) | $(STAMP)/bench-venv
+	$(PY) bench/cnn_speed.py --bin $(BUILD)/bin --model $(CNN) --test-set $(CNN_TEST)
+
 bench-embed: $(BINS) $(MINILM) | $(STAMP)/bench-venv
 	$(PY) bench/embed_speed.py --bin $(BUILD)/bin --model $(MINILM) --hf-dir $(MINILM:.gguf=)
 

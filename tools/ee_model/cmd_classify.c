@@ -114,21 +114,24 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
 }
 
 int cmd_classify(int argc, char **argv) {
-    enum { MODEL, IMAGE, TEST, INVERT, KEY, PLAIN, SHOWC, JSON, HELP, NF };
+    enum { MODEL, IMAGE, TEST, INVERT, KEY, PLAIN, SHOWC, JSON, BATCH, HELP, NF };
     cli_flag f[NF] = {[MODEL] = {"--model", true},        [IMAGE] = {"--image", true, true},
                       [TEST] = {"--test-set", true},      [INVERT] = {"--invert", false},
                       [KEY] = {"--key", true},            [PLAIN] = {"--plain-model", true},
                       [SHOWC] = {"--show-ciphertext", false}, [JSON] = {"--json", false},
+                      [BATCH] = {"--batch", true},
                       [HELP] = {"--help", false}};
     ee_err err = {{0}};
     if (cli_wants_help(argc, argv)) {
         printf("usage: ee-model classify --model M.gguf (--image FILE [--image FILE ...] |\n"
-               "         --test-set T.gguf) [--invert] [--json]\n"
+               "         --test-set T.gguf) [--invert] [--json] [--batch N]\n"
                "  Class scores of an eecnn image classifier (docs/VISION.md). Images: PNG,\n"
                "  PGM and what else stb_image reads, made grey and box-resized to the\n"
                "  model's size; bright ink on dark, as the digits set (--invert for dark\n"
                "  ink on a light page). A test set (tools/train_cnn.py) reports accuracy\n"
-               "  and the largest difference from its float64 reference logits.\n"
+               "  and the largest difference from its float64 reference logits. The part\n"
+               "  after the stem runs --batch maps per call (default: all), as a worker runs\n"
+               "  the classify jobs of one round.\n"
                "\n"
                "  Encrypted classifiers (ee-model encrypt; docs/EE.md):\n"
                "    --model ENC.gguf --key K.eekey --plain-model PLAIN.gguf (--image F | --test-set T)\n"
@@ -199,6 +202,8 @@ int cmd_classify(int argc, char **argv) {
                         : read_images(&f[IMAGE], f[INVERT].present, client, &in, &err))
         goto done;
     const int n = in.n, nc = m->hp.n_class;
+    long batch = n;
+    if (f[BATCH].present && cli_int("--batch", f[BATCH].value, 1, 1 << 20, &batch, &err)) goto done;
     const size_t fl = ee_cnn_fmap_len(client);
     fm = malloc(sizeof(float) * fl * n);
     efm = malloc(sizeof(float) * fl * n);
@@ -218,7 +223,11 @@ int cmd_classify(int argc, char **argv) {
         if (encrypted) ee_cnn_fmap_encrypt(&cc, fm + (size_t)i * fl, efm + (size_t)i * fl);
     double enc_ms = ee_now_ms() - t0;
     t0 = ee_now_ms();
-    if (ee_cnn_classify_fmaps(m, encrypted ? efm : fm, n, out, &err)) goto done;
+    for (int i = 0; i < n; i += (int)batch) {
+        const int k = n - i < batch ? n - i : (int)batch;
+        if (ee_cnn_classify_fmaps(m, (encrypted ? efm : fm) + (size_t)i * fl, k, out + (size_t)i * nc, &err))
+            goto done;
+    }
     double rest_ms = ee_now_ms() - t0;
     for (int i = 0; i < n; i++) {
         if (encrypted)
@@ -251,6 +260,7 @@ int cmd_classify(int argc, char **argv) {
         }
         json_object_set_new(o, "stem_us_per_image", json_real(1000.0 * stem_ms / n));
         json_object_set_new(o, "rest_us_per_image", json_real(1000.0 * rest_ms / n));
+        json_object_set_new(o, "batch", json_integer(batch));
         json_object_set_new(o, "image_bytes", json_integer((json_int_t)(ee_cnn_image_len(client) * sizeof(float))));
         json_object_set_new(o, "fmap_bytes", json_integer((json_int_t)(fl * sizeof(float))));
         if (f[JSON].present) {
