@@ -262,6 +262,30 @@ def class1_encoder(ee, args, res, key, d):
     os.unlink(enc)
 
 
+def class5_cnn(ee, args, res, key, d):
+    """Class 5: the digits CNN (ee-cnn-v1). The client sends the encrypted
+    feature map of its stem; what a worker reconstructs of the secret image
+    from it, with and without the public weights (ee-model audit on the
+    360 test images), and, as the control, with the weights of another
+    training run of the same shape."""
+    enc = os.path.join(d, "enc-cnn.gguf")
+    run([ee, "encrypt", "--model", args.cnn, "--key", key, "--out", enc])
+    base = ["--model", enc, "--key", key, "--test-set", args.cnn_test, "--json"]
+    a = json.loads(run([ee, "audit", *base, "--public", args.cnn]).stdout)
+    other = os.path.join(d, "cnn-other.gguf")
+    run([sys.executable, os.path.join(ROOT, "tools", "train_cnn.py"), "--seed", "14",
+         "--out-model", other, "--out-test", os.path.join(d, "cnn-other-test.gguf")])
+    o = json.loads(run([ee, "audit", *base, "--public", other, "--plain-model", args.cnn]).stdout)
+    res["class5_cnn"] = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "audit": a,
+                         "other_weights": o["attack_b"]}
+    best = a["attack_a"][a["attack_a"]["best"]]
+    print(f"class 5 (cnn): B max err {a['attack_b']['max_abs_err']:.2g}, readable "
+          f"{a['attack_b']['accuracy']:.3f}; A ({a['attack_a']['best']}) readable {best['accuracy']:.3f}, "
+          f"corr {best['corr_median']:.3f}; other weights: perm0 {o['attack_b']['perm0_correct']:.2f}",
+          file=sys.stderr)
+    os.unlink(enc)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -282,8 +306,25 @@ def main():
     ap.add_argument("--encoder-eps", default="0.1,0.5,1.0")
     ap.add_argument("--encoder-into", metavar="BASE_JSON",
                     help="measure only class 1e (the encoder) and merge it into an earlier --json-out")
+    ap.add_argument("--cnn", default=os.path.join(ROOT, ".cache", "models", "eecnn-digits.gguf"),
+                    help="the digits CNN class 5 is measured on (make cnn)")
+    ap.add_argument("--cnn-test", default=os.path.join(ROOT, ".cache", "models", "eecnn-digits-test.gguf"))
+    ap.add_argument("--cnn-into", metavar="BASE_JSON",
+                    help="measure only class 5 (the CNN) and merge it into an earlier --json-out")
     args = ap.parse_args()
     ee = os.path.join(args.bin, "ee-model")
+    if args.cnn_into:
+        res = json.load(open(args.cnn_into)) if os.path.exists(args.cnn_into) else {}
+        with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
+            key = os.path.join(d, "k.eekey")
+            run([ee, "keygen", "--out", key])
+            class5_cnn(ee, args, res, key, d)
+        if args.json_out:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+            with open(args.json_out, "w") as f:
+                json.dump(res, f, indent=1)
+        finish(res, args)
+        return
     if args.encoder_into:
         res = json.load(open(args.encoder_into))
         with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
