@@ -24,7 +24,8 @@
  * the scheme uses the families it does: a scale through SiLU/GELU, a scale
  * on the gate instead of up, an unfolded norm gain, a rotation that moves
  * the all-ones vector through LayerNorm, a full-head rotation of q/k
- * through RoPE and a sign flip through ReLU all break equivariance.
+ * through RoPE, a sign flip through ReLU or max-pooling and a CNN head
+ * column left unscaled all break equivariance.
  *
  * Conventions: column vectors, y = W x; a batch X [T][n] stores x_t as
  * rows, so x_t -> Q x_t is X -> X Q^T and its inverse X' -> X' Q.
