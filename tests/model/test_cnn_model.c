@@ -162,7 +162,10 @@ static char *encrypt_to_tmp(const ee_gguf *pg, const ee_key *k) {
     ck_assert_ptr_nonnull(path);
     ee_encrypt_opts o = {.out_type = EE_DT_F32};
     ee_encrypt_stats st;
-    ck_assert_msg(ee_encrypt_model(pg, k, &o, path, &st, &err) == 0, "%s", err.msg);
+    if (ee_encrypt_model(pg, k, &o, path, &st, &err) != 0) {
+        unlink(path);
+        ck_abort_msg("%s", err.msg);
+    }
     ck_assert_str_eq(st.scheme, EE_SCHEME_CNN);
     return path;
 }
@@ -213,6 +216,8 @@ START_TEST(encrypted_classifier_equals_plaintext) {
     fixed_key(&other, 2);
     char *enc = encrypt_to_tmp(d.pg, &k);
     ee_gguf *eg = ee_gguf_open(enc, &err);
+    unlink(enc); /* the mapping stays valid; a failed assertion leaves no file */
+    free(enc);
     ck_assert_msg(eg != NULL, "%s", err.msg);
     ck_assert_ptr_null(ee_gguf_find_tensor(eg, "blk.0.conv.weight"));
     ee_cnn_model *em = ee_cnn_load(eg, &err);
@@ -223,6 +228,8 @@ START_TEST(encrypted_classifier_equals_plaintext) {
     ee_cnn_cipher c, oc;
     client_cipher(&c, dir, "k.eekey", &k, &d, id);
     client_cipher(&oc, dir, "other.eekey", &other, &d, oid);
+    ee_test_rmtree(dir); /* the ciphers hold what they need */
+    free(dir);
     ck_assert_str_eq(ee_gguf_get_str(eg, "ee.key_id", &err), id);
     ck_assert_str_ne(id, oid);
 
@@ -251,10 +258,6 @@ START_TEST(encrypted_classifier_equals_plaintext) {
     ee_cnn_cipher_free(&c), ee_cnn_cipher_free(&oc);
     ee_cnn_free(em);
     ee_gguf_close(eg);
-    unlink(enc);
-    free(enc);
-    ee_test_rmtree(dir);
-    free(dir);
     free(plain), free(raw), free(dec), free(wrong);
     ee_key_wipe(&k), ee_key_wipe(&other);
     digits_close(&d);
@@ -275,6 +278,16 @@ static void file_sha256(const char *path, unsigned char out[crypto_hash_sha256_B
     sodium_bin2hex(hex, 2 * crypto_hash_sha256_BYTES + 1, out, crypto_hash_sha256_BYTES);
 }
 
+/* SHA-256 of the file pg encrypts to under k (the file is removed). */
+static void encrypted_sha256(const ee_gguf *pg, const ee_key *k,
+                             unsigned char out[crypto_hash_sha256_BYTES],
+                             char hex[2 * crypto_hash_sha256_BYTES + 1]) {
+    char *path = encrypt_to_tmp(pg, k);
+    file_sha256(path, out, hex);
+    unlink(path);
+    free(path);
+}
+
 START_TEST(same_key_same_bytes) {
     ee_err err = {{0}};
     ck_assert_int_eq(ee_sodium_init(&err), 0);
@@ -283,18 +296,14 @@ START_TEST(same_key_same_bytes) {
     ee_key k, other;
     fixed_key(&k, 1);
     fixed_key(&other, 2);
-    char *a = encrypt_to_tmp(d.pg, &k), *b = encrypt_to_tmp(d.pg, &k);
-    char *o = encrypt_to_tmp(d.pg, &other);
     unsigned char ha[32], hb[32], ho[32];
     char xa[65], xb[65], xo[65];
-    file_sha256(a, ha, xa);
-    file_sha256(b, hb, xb);
-    file_sha256(o, ho, xo);
+    encrypted_sha256(d.pg, &k, ha, xa);
+    encrypted_sha256(d.pg, &k, hb, xb);
+    encrypted_sha256(d.pg, &other, ho, xo);
     fprintf(stderr, "[cnn] encrypted file sha256: key 1 %s, again %s; key 2 %s\n", xa, xb, xo);
     ck_assert_msg(memcmp(ha, hb, 32) == 0, "same key and model gave different files");
     ck_assert_msg(memcmp(ha, ho, 32) != 0, "different keys gave the same file");
-    unlink(a), unlink(b), unlink(o);
-    free(a), free(b), free(o);
     ee_key_wipe(&k), ee_key_wipe(&other);
     digits_close(&d);
 }

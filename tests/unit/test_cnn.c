@@ -199,13 +199,13 @@ static void expect_load_error(ee_gguf_writer *w, const char *want) {
     ee_err err = {{0}};
     char *path = ee_testcnn_write_tmp(w);
     ee_gguf *g = ee_gguf_open(path, &err);
+    unlink(path); /* the mapping stays valid; a failed assertion leaves no file */
     ck_assert_msg(g != NULL, "%s", err.msg);
+    free(path);
     ee_cnn_model *m = ee_cnn_load(g, &err);
     ck_assert_msg(m == NULL, "loaded (expected: %s)", want);
     ck_assert_msg(strstr(err.msg, want), "error '%s' lacks '%s'", err.msg, want);
     ee_gguf_close(g);
-    unlink(path);
-    free(path);
 }
 
 static void set_u32(ee_gguf_writer *w, const char *key, uint32_t v) {
@@ -332,17 +332,23 @@ END_TEST
 
 /* ---- 3. encrypted files: the stem stays with the client ---------------------- */
 
-static char *encrypt_base(const ee_testcnn *c, const ee_key *k, ee_gguf **plain_out) {
+/* c written and encrypted under k; both files opened and already removed
+ * (the mappings stay valid, and a failed assertion leaves no file). */
+static ee_gguf *encrypt_base(const ee_testcnn *c, const ee_key *k, ee_gguf **plain_out) {
     ee_err err = {{0}};
     char *pp = ee_testcnn_write(c), *ep = ee_test_tmpfile(".gguf");
     ee_gguf *pg = ee_gguf_open(pp, &err);
+    unlink(pp);
+    free(pp);
     ck_assert_msg(pg != NULL, "%s", err.msg);
     ee_encrypt_opts o = {.out_type = EE_DT_F32};
-    ck_assert_msg(ee_encrypt_model(pg, k, &o, ep, NULL, &err) == 0, "%s", err.msg);
-    unlink(pp); /* the mapping stays valid */
-    free(pp);
+    int rc = ee_encrypt_model(pg, k, &o, ep, NULL, &err);
+    ee_gguf *eg = rc == 0 ? ee_gguf_open(ep, &err) : NULL;
+    unlink(ep);
+    free(ep);
+    ck_assert_msg(eg != NULL, "%s", err.msg);
     *plain_out = pg;
-    return ep;
+    return eg;
 }
 
 START_TEST(stem_refuses_encrypted_model) {
@@ -352,9 +358,7 @@ START_TEST(stem_refuses_encrypted_model) {
     ee_key k;
     fixed_key(&k, 1);
     ee_gguf *pg;
-    char *ep = encrypt_base(&c, &k, &pg);
-    ee_gguf *eg = ee_gguf_open(ep, &err);
-    ck_assert_msg(eg != NULL, "%s", err.msg);
+    ee_gguf *eg = encrypt_base(&c, &k, &pg);
     ee_cnn_model *em = ee_cnn_load(eg, &err);
     ck_assert_msg(em != NULL, "%s", err.msg);
     /* the stem's width comes from block 1's input channels */
@@ -370,8 +374,6 @@ START_TEST(stem_refuses_encrypted_model) {
     ck_assert_msg(strstr(err.msg, "no stem"), "%s", err.msg);
     ee_cnn_free(em);
     ee_gguf_close(eg), ee_gguf_close(pg);
-    unlink(ep);
-    free(ep);
     ee_key_wipe(&k);
     ee_testcnn_free(&c);
 }
@@ -392,31 +394,30 @@ static void expect_encrypt_error(const ee_gguf *g, ee_dtype type, const char *wa
     ee_key_wipe(&k);
 }
 
-static ee_gguf *open_writer(ee_gguf_writer *w, char **path) {
+/* w written, opened and removed again (the mapping stays valid). */
+static ee_gguf *open_writer(ee_gguf_writer *w) {
     ee_err err = {{0}};
-    *path = ee_testcnn_write_tmp(w);
-    ee_gguf *g = ee_gguf_open(*path, &err);
+    char *path = ee_testcnn_write_tmp(w);
+    ee_gguf *g = ee_gguf_open(path, &err);
+    unlink(path);
+    free(path);
     ck_assert_msg(g != NULL, "%s", err.msg);
     return g;
 }
 
 START_TEST(encrypt_refusals) {
-    ee_err err = {{0}};
     ee_testcnn c;
     base(&c);
     ee_key k;
     fixed_key(&k, 1);
     ee_gguf *pg;
-    char *ep = encrypt_base(&c, &k, &pg);
-    ee_gguf *eg = ee_gguf_open(ep, &err);
-    ck_assert_msg(eg != NULL, "%s", err.msg);
+    ee_gguf *eg = encrypt_base(&c, &k, &pg);
     /* an encrypted file (ee.scheme set) */
     expect_encrypt_error(eg, EE_DT_F32, "already encrypted");
     /* a file without its stem but no ee.scheme (a stripped encrypted file) */
-    char *sp;
     ee_gguf_writer *w = ee_testcnn_writer(&c, "blk.0.");
     set_u32(w, "eecnn.client_blocks", 1);
-    ee_gguf *sg = open_writer(w, &sp);
+    ee_gguf *sg = open_writer(w);
     expect_encrypt_error(sg, EE_DT_F32, "the classifier has no stem (eecnn.client_blocks is set)");
     /* block-quantized or half-precision output */
     expect_encrypt_error(pg, EE_DT_F16, "encrypted classifiers are written as f32 (asked for f16)");
@@ -424,12 +425,9 @@ START_TEST(encrypt_refusals) {
     /* one block: nothing would be left for the worker but the head */
     ee_testcnn one;
     ee_testcnn_init(&one, 1, (const int[]){4}, 3, 1, 8, 8, 2, 7, 46);
-    char *op;
-    ee_gguf *og = open_writer(ee_testcnn_writer(&one, NULL), &op);
+    ee_gguf *og = open_writer(ee_testcnn_writer(&one, NULL));
     expect_encrypt_error(og, EE_DT_F32, "needs 2 or more blocks");
     ee_gguf_close(eg), ee_gguf_close(pg), ee_gguf_close(sg), ee_gguf_close(og);
-    unlink(ep), unlink(sp), unlink(op);
-    free(ep), free(sp), free(op);
     ee_key_wipe(&k);
     ee_testcnn_free(&c), ee_testcnn_free(&one);
 }
@@ -498,7 +496,7 @@ START_TEST(cipher_agrees_with_secrets_and_key_file) {
     ee_key k, sk;
     fixed_key(&k, 4);
     ee_gguf *pg;
-    char *ep = encrypt_base(&c, &k, &pg);
+    ee_gguf *eg = encrypt_base(&c, &k, &pg);
     ee_cnn_model *pm = ee_cnn_load(pg, &err);
     ck_assert_msg(pm != NULL, "%s", err.msg);
     ck_assert_int_eq(ee_scheme_key(&k, pg, EE_SCHEME_CNN, &sk, &err), 0);
@@ -517,8 +515,6 @@ START_TEST(cipher_agrees_with_secrets_and_key_file) {
         ck_assert_float_eq(cc.scale[j], (float)s.scale[0][j]);
     }
     for (int r = 0; r < 7; r++) ck_assert_uint_eq(cc.class_perm[r], s.class_perm[r]);
-    ee_gguf *eg = ee_gguf_open(ep, &err);
-    ck_assert_msg(eg != NULL, "%s", err.msg);
     ck_assert_str_eq(id, sk.id);
     ck_assert_str_eq(ee_gguf_get_str(eg, "ee.key_id", &err), id);
     ck_assert_str_eq(ee_model_scheme(eg), EE_SCHEME_CNN);
@@ -526,8 +522,6 @@ START_TEST(cipher_agrees_with_secrets_and_key_file) {
     ee_cnn_secrets_free(&s);
     ee_cnn_free(pm);
     ee_gguf_close(pg), ee_gguf_close(eg);
-    unlink(ep);
-    free(ep);
     ee_test_rmtree(dir);
     free(dir);
     ee_key_wipe(&k), ee_key_wipe(&sk);
