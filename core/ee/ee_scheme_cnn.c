@@ -171,9 +171,10 @@ int ee_encrypt_cnn(const ee_gguf *plain, const ee_key *key, const char *scheme,
                                "encrypt the plaintext model");
     }
     if (m->hp.n_block < 2) {
+        const int n_block = m->hp.n_block; /* read before m is freed */
         ee_cnn_free(m);
         return ee_err_set(err, "an encrypted classifier needs 2 or more blocks (the stem runs "
-                               "at the client; this one has %d)", m->hp.n_block);
+                               "at the client; this one has %d)", n_block);
     }
     double t0 = ee_now_ms();
     int c_out[EE_CNN_MAX_BLOCKS];

@@ -5,20 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* stb_image's reason for the last failure. Some are empty (a truncated PNG
+ * reports its unknown chunk's type, four NUL bytes), so never print "()". */
+static const char *stb_reason(void) {
+    const char *r = stbi_failure_reason();
+    return r && *r ? r : "unknown reason";
+}
+
 int ee_image_load_grey(const char *path, int h, int w, bool invert, float *out,
                        ee_image_info *info, ee_err *err) {
     if (h < 1 || w < 1) return ee_err_set(err, "invalid model input size %dx%d", w, h);
     int sw, sh, sc;
     if (!stbi_info(path, &sw, &sh, &sc))
         return ee_err_set(err, "%s: not an image stb_image reads (%s)", path,
-                          stbi_failure_reason() ? stbi_failure_reason() : "unknown reason");
+                          stb_reason());
     if (sw < 1 || sh < 1 || sw > EE_IMAGE_MAX_SIDE || sh > EE_IMAGE_MAX_SIDE)
         return ee_err_set(err, "%s: %dx%d pixels (at most %d a side)", path, sw, sh,
                           EE_IMAGE_MAX_SIDE);
     unsigned char *px = stbi_load(path, &sw, &sh, &sc, 1); /* 1: grey (luma) */
     if (!px)
         return ee_err_set(err, "%s: cannot decode (%s)", path,
-                          stbi_failure_reason() ? stbi_failure_reason() : "unknown reason");
+                          stb_reason());
     float *grey = malloc(sizeof(float) * (size_t)sw * sh);
     if (!grey) {
         stbi_image_free(px);

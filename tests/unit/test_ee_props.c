@@ -24,22 +24,31 @@
  * the scheme uses the families it does: a scale through SiLU/GELU, a scale
  * on the gate instead of up, an unfolded norm gain, a rotation that moves
  * the all-ones vector through LayerNorm, a full-head rotation of q/k
- * through RoPE and a sign flip through ReLU all break equivariance.
+ * through RoPE, a sign flip through ReLU or max-pooling and a CNN head
+ * column left unscaled all break equivariance.
  *
  * Conventions: column vectors, y = W x; a batch X [T][n] stores x_t as
  * rows, so x_t -> Q x_t is X -> X Q^T and its inverse X' -> X' Q.
  * Permutations: perm[i] is the image of i; the encrypted vector has
  * x'[perm[i]] = x[i]. EE_PROPS_VERBOSE=1 prints every measured error. */
+#include "ee_cnn.h"
+#include "ee_cnn_cipher.h"
+#include "ee_encrypt.h"
+#include "ee_gguf.h"
 #include "ee_key.h"
 #include "ee_mat.h"
 #include "ee_conv.h"
 #include "ee_ops.h"
+#include "ee_scheme.h"
+#include "ee_testcnn.h"
+#include "ee_testmodel.h"
 
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NKEYS 3
 #define TOL 1e-5 /* equivariance bound (rel_err metric above) */
@@ -1143,6 +1152,309 @@ START_TEST(encoder_embeddings_token_position_type) {
 }
 END_TEST
 
+/* ---- CNN (eecnn, ee-cnn-v1; ee_scheme_cnn.c) ------------------------------- */
+
+/* Channel-major maps [C][hw] (the CNN layout), unlike permute() above:
+ * out[perm[c]] = s_c in[c] (rounded to f32; s may be NULL) ... */
+static float *permute_channels(const float *in, const uint32_t *perm, const double *s, int C,
+                               size_t hw) {
+    float *out = FALLOC((size_t)C * hw);
+    for (int c = 0; c < C; c++)
+        for (size_t i = 0; i < hw; i++)
+            out[perm[c] * hw + i] = (float)(s ? s[c] * (double)in[c * hw + i] : in[c * hw + i]);
+    return out;
+}
+/* ... and back: out[c] = in[perm[c]] / s_c. */
+static float *unpermute_channels(const float *in, const uint32_t *perm, const double *s, int C,
+                                 size_t hw) {
+    float *out = FALLOC((size_t)C * hw);
+    for (int c = 0; c < C; c++)
+        for (size_t i = 0; i < hw; i++)
+            out[c * hw + i] = (float)(s ? (double)in[perm[c] * hw + i] / s[c] : in[perm[c] * hw + i]);
+    return out;
+}
+
+/* A one-block eecnn on a [C][h][w] map whose worker pass
+ * (ee_cnn_classify_fmaps) is "pool, then the head": the 1x1 identity stem
+ * is only there to load (the worker never runs the stem). head_w NULL: the
+ * identity head, so the "logits" are the pooled map itself. */
+static ee_cnn_model *probe_model(int C, int h, int w, int pool, int n_class, const float *head_w,
+                                 const float *head_b) {
+    const int n_feat = C * (pool > 1 ? h / pool : h) * (pool > 1 ? w / pool : w);
+    ee_testcnn tc;
+    ee_testcnn_init(&tc, 1, &C, 1, C, h, w, pool, head_w ? n_class : n_feat, 1);
+    ck_assert_int_eq(tc.n_feat, n_feat);
+    for (int o = 0; o < C; o++)
+        for (int i = 0; i < C; i++) tc.conv_w[0][o * C + i] = o == i;
+    memset(tc.conv_b[0], 0, sizeof(float) * (size_t)C);
+    if (head_w) {
+        memcpy(tc.head_w, head_w, sizeof(float) * (size_t)n_class * n_feat);
+        memcpy(tc.head_b, head_b, sizeof(float) * (size_t)n_class);
+    } else {
+        for (int r = 0; r < n_feat; r++)
+            for (int f = 0; f < n_feat; f++) tc.head_w[(size_t)r * n_feat + f] = r == f;
+        memset(tc.head_b, 0, sizeof(float) * (size_t)n_feat);
+    }
+    ee_cnn_model *m = ee_testcnn_load(&tc);
+    ee_testcnn_free(&tc);
+    return m;
+}
+
+static float *run_fmaps(const ee_cnn_model *m, const float *fmaps, int n) {
+    float *out = FALLOC((size_t)n * m->hp.n_class);
+    ee_err err = {{0}};
+    ck_assert_msg(ee_cnn_classify_fmaps(m, fmaps, n, out, &err) == 0, "%s", err.msg);
+    return out;
+}
+
+/* ---- 11. max-pooling ------------------------------------------------------------ */
+/* pool(x)[c] is a max over windows of channel c alone, so it commutes with
+ * a channel permutation; max(s a, s b) = s max(a, b) for s > 0, so
+ * pool(P C x) = P C pool(x). Run by the engine (probe_model: its logits are
+ * the pooled map). Odd sizes: the trailing row and column are dropped.
+ * Negative control: s < 0 turns the max into a min, max(-a, -b) =
+ * -min(a, b). */
+enum { PC = 6, PH = 7, PW = 9, PP = 2 };
+
+START_TEST(maxpool_commutes_with_positive_channel_scales) {
+    const int ki = _i;
+    const size_t hw = (size_t)PH * PW, ohw = (size_t)(PH / PP) * (PW / PP);
+    uint32_t *pi = make_perm(ki, IDX(11, 0), PC);
+    double *s = make_scales(ki, IDX(11, 1), PC, SCALE_R);
+    float *X = make_input(ki, IDX(IN(11), 0), PC * hw, 1.0, 0);
+    ee_cnn_model *m = probe_model(PC, PH, PW, PP, 0, NULL, NULL);
+    float *ref = run_fmaps(m, X, 1);
+
+    /* the probe does pool: a direct max over each window, bitwise */
+    float *direct = FALLOC(PC * ohw);
+    for (int c = 0; c < PC; c++)
+        for (int y = 0; y < PH / PP; y++)
+            for (int x = 0; x < PW / PP; x++) {
+                float best = -INFINITY;
+                for (int dy = 0; dy < PP; dy++)
+                    for (int dx = 0; dx < PP; dx++)
+                        best = fmaxf(best, X[c * hw + (size_t)(y * PP + dy) * PW + x * PP + dx]);
+                direct[c * ohw + (size_t)y * (PW / PP) + x] = best;
+            }
+    expect_bitwise("maxpool probe = direct window max", ki, ref, direct, PC * ohw);
+
+    float *Xe = permute_channels(X, pi, NULL, PC, hw), *Ye = run_fmaps(m, Xe, 1);
+    float *dec = unpermute_channels(Ye, pi, NULL, PC, ohw);
+    expect_bitwise("maxpool channel permutation (bitwise)", ki, dec, ref, PC * ohw);
+    free(Xe), free(Ye), free(dec);
+
+    Xe = permute_channels(X, pi, s, PC, hw), Ye = run_fmaps(m, Xe, 1);
+    dec = unpermute_channels(Ye, pi, s, PC, ohw);
+    expect_close("maxpool positive channel scales", ki, dec, ref, PC * ohw);
+    free(Xe), free(Ye), free(dec);
+
+    /* negative control: flip the channels landing on even slots */
+    for (int c = 0; c < PC; c++)
+        if (pi[c] % 2 == 0) s[c] = -s[c];
+    Xe = permute_channels(X, pi, s, PC, hw), Ye = run_fmaps(m, Xe, 1);
+    dec = unpermute_channels(Ye, pi, s, PC, ohw);
+    expect_broken("maxpool with sign-flipped channels", ki, dec, ref, PC * ohw);
+    free(Xe), free(Ye), free(dec);
+    ee_cnn_free(m);
+    free(pi), free(s), free(X), free(ref), free(direct);
+}
+END_TEST
+
+/* ---- 12. classifier head --------------------------------------------------------- */
+/* logits = W flat(x) + b, flat in (c, y, x) order: feature (c, q) is
+ * column c S + q (S positions a channel). If channel c arrives at pi(c)
+ * times s_c, column block c of W moves to block pi(c) divided by s_c, so
+ * W' flat(x') = W flat(x); rows and bias moved by the class permutation
+ * rho put logit r at rho(r), and argmax' = rho(argmax). Run by the engine
+ * (probe_model, pool 1). Negative control: the columns moved but not
+ * divided by s_c. */
+enum { HC = 5, HH = 3, HW = 4, HNC = 9, HN = 8 };
+
+START_TEST(head_columns_and_class_permutation) {
+    const int ki = _i;
+    const int S = HH * HW, NF = HC * S;
+    uint32_t *pi = make_perm(ki, IDX(12, 0), HC), *rho = make_perm(ki, IDX(12, 1), HNC);
+    double *s = make_scales(ki, IDX(12, 2), HC, SCALE_R);
+    float *X = make_input(ki, IDX(IN(12), 0), (size_t)HN * NF, 1.0, 0);
+    float *W = make_input(ki, IDX(IN(12), 1), (size_t)HNC * NF, 0.3, 0);
+    float *b = make_input(ki, IDX(IN(12), 2), HNC, 0.3, 0);
+    ee_cnn_model *m = probe_model(HC, HH, HW, 1, HNC, W, b);
+    float *ref = run_fmaps(m, X, HN);
+
+    float *Xe = FALLOC((size_t)HN * NF);
+    for (int t = 0; t < HN; t++) {
+        float *e = permute_channels(X + (size_t)t * NF, pi, s, HC, S);
+        memcpy(Xe + (size_t)t * NF, e, sizeof(float) * NF);
+        free(e);
+    }
+    for (int undo = 1; undo >= 0; undo--) {
+        float *We = FALLOC((size_t)HNC * NF), *be = FALLOC(HNC);
+        for (int r = 0; r < HNC; r++) {
+            be[rho[r]] = b[r];
+            for (int c = 0; c < HC; c++)
+                for (int q = 0; q < S; q++)
+                    We[(size_t)rho[r] * NF + pi[c] * S + q] =
+                        (float)((double)W[(size_t)r * NF + c * S + q] / (undo ? s[c] : 1.0));
+        }
+        ee_cnn_model *me = probe_model(HC, HH, HW, 1, HNC, We, be);
+        float *Le = run_fmaps(me, Xe, HN);
+        float *dec = FALLOC((size_t)HN * HNC);
+        for (int t = 0; t < HN; t++)
+            for (int r = 0; r < HNC; r++) dec[t * HNC + r] = Le[t * HNC + rho[r]];
+        if (!undo) {
+            expect_broken("head: columns permuted, scales not undone", ki, dec, ref, (size_t)HN * HNC);
+        } else {
+            double e = rel_err(dec, ref, (size_t)HN * HNC);
+            expect_close("head: logits'[rho(r)] = logits[r]", ki, dec, ref, (size_t)HN * HNC);
+            for (int t = 0; t < HN; t++) { /* argmax commutes (gap asserted: not vacuous) */
+                const float *l = ref + t * HNC;
+                int best = ee_cnn_argmax(l, HNC);
+                float second = -INFINITY, mx = 0;
+                for (int r = 0; r < HNC; r++) {
+                    if (r != best && l[r] > second) second = l[r];
+                    mx = fmaxf(mx, fabsf(l[r]));
+                }
+                ck_assert_msg(l[best] - second > 2 * e * mx, "map %d: top-2 gap too small", t);
+                ck_assert_int_eq(ee_cnn_argmax(Le + t * HNC, HNC), (int)rho[best]);
+            }
+        }
+        ee_cnn_free(me);
+        free(We), free(be), free(Le), free(dec);
+    }
+    ee_cnn_free(m);
+    free(pi), free(rho), free(s), free(X), free(W), free(b), free(ref), free(Xe);
+}
+END_TEST
+
+/* ---- 13. whole network: ee_encrypt_model and the client's cipher ------------------ */
+/* Sections 10-12 composed by the scheme itself: a random 3-block eecnn
+ * (1 -> 4 -> 6 -> 5 channels, 3x3, 8x8 input pooled 2 to 1x1, 7 classes)
+ * encrypted by ee_encrypt_model. The client runs the plaintext stem,
+ * encrypts its feature map (ee_cnn_fmap_encrypt: perm_0, s_0), the worker
+ * runs the encrypted file (pool, blocks 1-2, head), the client decrypts the
+ * scores (class permutation). Equal to the plaintext logits, same argmax.
+ * Controls: another key's cipher, and the worker's raw scores, are not the
+ * plaintext logits; the file holds no stem and no class label. */
+enum { WN = 24, WCLS = 7 };
+
+/* Whether the file's bytes contain s anywhere. */
+static bool file_contains(const char *path, const char *s) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = xalloc((size_t)n);
+    ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    bool hit = memmem(buf, (size_t)n, s, strlen(s)) != NULL;
+    free(buf);
+    return hit;
+}
+
+static void check_encrypted_file(const char *path, const ee_gguf *eg) {
+    ck_assert_ptr_null(ee_gguf_find_tensor(eg, "blk.0.conv.weight"));
+    ck_assert_ptr_null(ee_gguf_find_tensor(eg, "blk.0.conv.bias"));
+    ck_assert_ptr_nonnull(ee_gguf_find_tensor(eg, "blk.1.conv.weight"));
+    uint32_t cb = 0;
+    ee_err err = {{0}};
+    ck_assert_msg(ee_gguf_get_u32(eg, "eecnn.client_blocks", &cb, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(cb, 1);
+    const ee_gguf_kv *labels = ee_gguf_get_arr(eg, "eecnn.class_labels", EE_GGUF_STRING, &err);
+    ck_assert_msg(labels != NULL, "%s", err.msg);
+    ck_assert_uint_eq(labels->n, WCLS);
+    char want[32];
+    for (int r = 0; r < WCLS; r++) {
+        snprintf(want, sizeof want, "<ee_%d>", r);
+        ck_assert_str_eq(labels->strs[r], want);
+        ck_assert_msg(!file_contains(path, ee_testcnn_label(r)), "label '%s' in the encrypted file",
+                      ee_testcnn_label(r));
+    }
+    ck_assert_ptr_null(ee_gguf_find_kv(eg, "eecnn.train.dataset"));
+}
+
+/* The client's path for n images: plaintext stem, encrypt each map with c,
+ * the worker's encrypted model, decrypt each score vector with c. */
+static float *client_classify(const ee_cnn_model *pm, const ee_cnn_model *em,
+                              const ee_cnn_cipher *c, const float *images, int n, float *raw) {
+    ee_err err = {{0}};
+    const size_t fl = ee_cnn_fmap_len(pm);
+    const int nc = pm->hp.n_class;
+    float *fm = FALLOC(fl * n), *fe = FALLOC(fl * n), *le = FALLOC((size_t)n * nc);
+    float *dec = FALLOC((size_t)n * nc);
+    ck_assert_msg(ee_cnn_stem(pm, images, n, fm, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < n; i++) ee_cnn_fmap_encrypt(c, fm + fl * i, fe + fl * i);
+    ck_assert_msg(ee_cnn_classify_fmaps(em, fe, n, le, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < n; i++) ee_cnn_scores_decrypt(c, le + (size_t)i * nc, dec + (size_t)i * nc);
+    if (raw) memcpy(raw, le, sizeof(float) * (size_t)n * nc);
+    free(fm), free(fe), free(le);
+    return dec;
+}
+
+static void scheme_cipher(ee_cnn_cipher *c, const ee_key *master, const ee_gguf *plain,
+                          const ee_cnn_model *pm) {
+    ee_key sk;
+    ee_err err = {{0}};
+    ck_assert_msg(ee_scheme_key(master, plain, EE_SCHEME_CNN, &sk, &err) == 0, "%s", err.msg);
+    ck_assert_msg(ee_cnn_cipher_init(c, &sk, ee_cnn_fmap_channels(pm), pm->hp.in_h * pm->hp.in_w,
+                                     pm->hp.n_class, &err) == 0,
+                  "%s", err.msg);
+    ee_key_wipe(&sk);
+}
+
+START_TEST(cnn_network_encrypted_equals_plaintext) {
+    const int ki = _i;
+    ee_err err = {{0}};
+    ee_testcnn tc;
+    ee_testcnn_init(&tc, 3, (const int[]){4, 6, 5}, 3, 1, 8, 8, 2, WCLS, 1300 + (uint64_t)ki);
+    char *plain_path = ee_testcnn_write(&tc), *enc_path = ee_test_tmpfile(".gguf");
+    ee_gguf *pg = ee_gguf_open(plain_path, &err);
+    ck_assert_msg(pg != NULL, "%s", err.msg);
+    unlink(plain_path); /* the mapping stays valid; a failed assertion leaves no file */
+    ee_key k, other;
+    test_key(&k, ki);
+    test_key(&other, ki + NKEYS);
+    ee_encrypt_opts o = {.out_type = EE_DT_F32};
+    ee_encrypt_stats st;
+    int rc = ee_encrypt_model(pg, &k, &o, enc_path, &st, &err);
+    ee_gguf *eg = rc == 0 ? ee_gguf_open(enc_path, &err) : NULL;
+    if (eg) check_encrypted_file(enc_path, eg);
+    unlink(enc_path);
+    ck_assert_msg(eg != NULL, "%s", err.msg);
+    ck_assert_str_eq(st.scheme, EE_SCHEME_CNN);
+
+    ee_cnn_model *pm = ee_cnn_load(pg, &err), *em = ee_cnn_load(eg, &err);
+    ck_assert_msg(pm && em, "%s", err.msg);
+    ck_assert_int_eq(em->hp.client_blocks, 1);
+    const size_t n_img = ee_cnn_image_len(pm), n_log = (size_t)WN * WCLS;
+    float *img = make_input(ki, IDX(IN(13), 0), WN * n_img, 0.3, 0.5);
+    float *ref = FALLOC(n_log), *raw = FALLOC(n_log);
+    ck_assert_msg(ee_cnn_classify_images(pm, img, WN, ref, &err) == 0, "%s", err.msg);
+
+    ee_cnn_cipher c, oc;
+    scheme_cipher(&c, &k, pg, pm);
+    scheme_cipher(&oc, &other, pg, pm);
+    float *dec = client_classify(pm, em, &c, img, WN, raw);
+    expect_close("cnn: client stem + encrypted worker + decrypt = plaintext", ki, dec, ref, n_log);
+    for (int i = 0; i < WN; i++)
+        ck_assert_int_eq(ee_cnn_argmax(dec + i * WCLS, WCLS), ee_cnn_argmax(ref + i * WCLS, WCLS));
+    expect_broken("cnn: the worker's raw scores", ki, raw, ref, n_log);
+    float *wrong = client_classify(pm, em, &oc, img, WN, NULL);
+    expect_broken("cnn: another key's cipher", ki, wrong, ref, n_log);
+    /* the worker's weights are not the plaintext ones */
+    const size_t n1 = (size_t)6 * 4 * 3 * 3;
+    expect_broken("cnn: encrypted blk.1 weights", ki, em->blocks[1].weight, pm->blocks[1].weight, n1);
+
+    ee_cnn_cipher_free(&c), ee_cnn_cipher_free(&oc);
+    ee_cnn_free(pm), ee_cnn_free(em);
+    ee_gguf_close(pg), ee_gguf_close(eg);
+    free(plain_path), free(enc_path);
+    ee_key_wipe(&k), ee_key_wipe(&other);
+    ee_testcnn_free(&tc);
+    free(img), free(ref), free(raw), free(dec), free(wrong);
+}
+END_TEST
+
 Suite *suite_ee_props(void) {
     Suite *s = suite_create("ee_props");
     TCase *tc = tcase_create("ee_props");
@@ -1160,6 +1472,9 @@ Suite *suite_ee_props(void) {
     tcase_add_loop_test(tc, post_layernorm_stream_permutation_only, 0, NKEYS);
     tcase_add_loop_test(tc, bidirectional_attention_full_head_maps, 0, NKEYS);
     tcase_add_loop_test(tc, encoder_embeddings_token_position_type, 0, NKEYS);
+    tcase_add_loop_test(tc, maxpool_commutes_with_positive_channel_scales, 0, NKEYS);
+    tcase_add_loop_test(tc, head_columns_and_class_permutation, 0, NKEYS);
+    tcase_add_loop_test(tc, cnn_network_encrypted_equals_plaintext, 0, NKEYS);
     suite_add_tcase(s, tc);
     return s;
 }
