@@ -15,13 +15,13 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
+
+from itest_common import Worker, collect_replies, create_topic, run
 
 TEXTS = [
     "The cat sits outside.",
@@ -35,25 +35,8 @@ TEXTS = [
 ]
 
 
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r.stdout
-
-
 def cos(a, b):
     return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
-
-
-def create_topic(bootstrap, name, partitions):
-    a = AdminClient({"bootstrap.servers": bootstrap})
-    for f in a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
-        try:
-            f.result(15)
-        except Exception as e:  # noqa: BLE001
-            if "TOPIC_ALREADY_EXISTS" not in str(e):
-                raise
 
 
 def main():
@@ -73,23 +56,10 @@ def main():
     key_id = json.loads(run([ee_model, "info", "--model", enc, "--json"]))["key_id"]
     create_topic(args.bootstrap, "ee.requests.minilm.small", 2)
 
-    log = open(os.path.join(args.work, "wemb.log"), "w")
-    w = subprocess.Popen([os.path.join(args.bin, "ee-consumer"), "--bootstrap", args.bootstrap,
-                          "--name", "wemb", "--class", "small", "--threads", "1",
-                          "--model", f"minilm={enc}", "--grace-ms", "500",
-                          "--kafka", "session.timeout.ms=6000"],
-                         stdout=log, stderr=subprocess.STDOUT)
+    w = Worker(args.bin, args.bootstrap, args.work, "wemb", [f"minilm={enc}"], threads=1)
     failures = 0
     try:
-        # wait until the worker is assigned
-        end = time.time() + 60
-        while time.time() < end:
-            with open(log.name) as f:
-                if '"partitions_assigned"' in f.read():
-                    break
-            if w.poll() is not None:
-                raise AssertionError(f"worker exited {w.returncode}: {open(log.name).read()[-2000:]}")
-            time.sleep(0.2)
+        w.wait_assigned(timeout=60)
 
         # 1. the key holder's producer against the plaintext oracle
         t0 = time.time()
@@ -139,18 +109,7 @@ def main():
         for c in cases.values():
             p.produce("ee.requests.minilm.small", json.dumps(c).encode(), key=c["id"].encode())
         p.flush(15)
-        cons = Consumer({"bootstrap.servers": args.bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-        cons.assign([TopicPartition(rt2, 0, 0)])
-        got = {}
-        end = time.time() + 30
-        while time.time() < end and len(got) < 2:
-            m = cons.poll(0.5)
-            if m is None or m.error():
-                continue
-            r = json.loads(m.value())
-            got[r["id"]] = r
-        cons.close()
+        got = collect_replies(args.bootstrap, rt2, [c["id"] for c in cases.values()], timeout=30)
         assert got.get("gen-1", {}).get("error", {}).get("code") == "unsupported_task", got
         assert got.get("stream-1", {}).get("error", {}).get("code") == "bad_request", got
         print(f"  PASS refusals ({time.time() - t0:.1f}s): generate on an encoder -> "
@@ -159,15 +118,9 @@ def main():
     except Exception as e:  # noqa: BLE001
         failures += 1
         print(f"  FAIL: {e}", flush=True)
-        with open(log.name) as f:
-            print("--- worker log tail:\n" + "".join(
-                [ln for ln in f.readlines() if '"librdkafka"' not in ln][-15:]), flush=True)
+        print("--- worker log tail:\n" + w.tail(15), flush=True)
     finally:
-        w.terminate()
-        try:
-            w.wait(30)
-        except subprocess.TimeoutExpired:
-            w.kill()
+        w.stop()
     print(f"embed_test: {'FAILED' if failures else 'ok'} ({failures} failed)")
     return 1 if failures else 0
 

@@ -20,23 +20,18 @@ Cases:
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
 
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
+
+from itest_common import Worker, collect_replies, run
+from itest_common import read_topic as common_read_topic
 
 ARGS = None
 K = 5
-
-
-def run(cmd, timeout=600):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd[:4])} ... failed ({r.returncode}): {r.stderr.strip()[-1500:]}")
-    return r.stdout
 
 
 def ee_model(*a):
@@ -54,46 +49,8 @@ def enc_ids(text, key, enc):
     return o["encrypted_tokens"]
 
 
-class Worker:
-    def __init__(self, name, models, index):
-        self.log = os.path.join(ARGS.work, f"{name}.log")
-        cmd = [os.path.join(ARGS.bin, "ee-consumer"), "--bootstrap", ARGS.bootstrap, "--name", name,
-               "--class", "small", "--threads", "2", "--grace-ms", "500", "--metrics-port", "0",
-               "--kafka", "session.timeout.ms=6000", "--index", index]
-        for m in models:
-            cmd += ["--model", m]
-        self.p = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-
-    def events(self):
-        out = []
-        for ln in open(self.log):
-            if ln.startswith("{"):
-                try:
-                    out.append(json.loads(ln))
-                except json.JSONDecodeError:
-                    pass
-        return out
-
-    def wait(self, event, timeout=120, pred=lambda e: True):
-        end = time.time() + timeout
-        while time.time() < end:
-            for e in self.events():
-                if e.get("event") == event and pred(e):
-                    return e
-            if self.p.poll() is not None:
-                raise AssertionError(f"worker exited {self.p.returncode}: {self.tail()}")
-            time.sleep(0.2)
-        raise AssertionError(f"no {event} in {timeout}s: {self.tail()}")
-
-    def tail(self):
-        return "".join([ln for ln in open(self.log) if '"librdkafka"' not in ln][-12:])
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
+def worker(name, models, index):
+    return Worker(ARGS.bin, ARGS.bootstrap, ARGS.work, name, models, ["--index", index])
 
 
 IDX = "pydoc"
@@ -111,41 +68,14 @@ def search(ids_list, key_id, reply_topic, vectors=None):
         p.produce("ee.requests.minilm.small", json.dumps(req).encode(), key=rid.encode())
         want.append(rid)
     p.flush(15)
-    c = Consumer({"bootstrap.servers": ARGS.bootstrap, "group.id": uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(reply_topic, 0, 0)])
-    got = {}
-    end = time.time() + 90
-    while time.time() < end and len([w for w in want if w in got]) < len(want):
-        m = c.poll(0.5)
-        if m is None or m.error():
-            continue
-        r = json.loads(m.value())
-        got[r["id"]] = r
-    c.close()
+    got = collect_replies(ARGS.bootstrap, reply_topic, want)
     missing = [w for w in want if w not in got]
     assert not missing, f"no reply for {len(missing)} search jobs"
     return [got[w] for w in want]
 
 
 def read_topic(topic):
-    c = Consumer({"bootstrap.servers": ARGS.bootstrap, "group.id": uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.partition.eof": True})
-    md = c.list_topics(topic, timeout=10)
-    parts = list(md.topics[topic].partitions)
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    vals, eof = [], set()
-    end = time.time() + 20
-    while time.time() < end and len(eof) < len(parts):
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            eof.add(m.partition())
-            continue
-        vals.append(m.value() or b"")
-    c.close()
-    return vals
+    return common_read_topic(ARGS.bootstrap, topic)
 
 
 def main():
@@ -183,7 +113,7 @@ def main():
             for w in workers:
                 print("--- worker log tail:\n" + w.tail(), flush=True)
 
-    w1 = Worker("wrag", [f"minilm={enc_e}", f"smollm2={enc_l}"], f"{idx_name}=minilm:flat")
+    w1 = worker("wrag", [f"minilm={enc_e}", f"smollm2={enc_l}"], f"{idx_name}=minilm:flat")
     workers.append(w1)
     w1.wait("index_loaded")
     w1.wait("partitions_assigned", pred=lambda e: len(e.get("partitions", [])) > 0)
@@ -240,7 +170,7 @@ def main():
                 f"text (sealed documents, encrypted ids)")
 
     def restart_reloads():
-        w2 = Worker("wrag2", [f"minilm={enc_e}"], f"{idx_name}=minilm:hnsw")
+        w2 = worker("wrag2", [f"minilm={enc_e}"], f"{idx_name}=minilm:hnsw")
         workers.append(w2)
         ev = w2.wait("index_loaded")
         assert ev["documents"] == len(corpus), ev
@@ -259,7 +189,7 @@ def main():
                 f"{ev['load_ms']:.0f} ms; its HNSW index gives the flat top-{K} for {same}/{len(queries)} queries")
 
     def ask():
-        w3 = Worker("wrag3", [f"minilm={enc_e}", f"smollm2={enc_l}"], f"{idx_name}=minilm:flat")
+        w3 = worker("wrag3", [f"minilm={enc_e}", f"smollm2={enc_l}"], f"{idx_name}=minilm:flat")
         workers.append(w3)
         w3.wait("index_loaded")
         w3.wait("partitions_assigned", pred=lambda e: len(e.get("partitions", [])) > 1)

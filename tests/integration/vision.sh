@@ -6,24 +6,8 @@
 # Oracle: ee-model classify on the plaintext model, same files. Starts a
 # 1-node cluster unless one is running.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-K=scripts/kafka.sh
-PY=.cache/venv/bin/python
-started=0
-if bash "$K" status >/dev/null 2>&1; then
-    echo "vision: using the running cluster"
-else
-    KAFKA_NODES=1 bash "$K" up
-    started=1
-fi
-work="$(mktemp -d)"
-cleanup() {
-    pkill -TERM -f "ee-consumer --bootstrap 127.0.0.1:9092 --name wvis" 2>/dev/null || true
-    rm -rf "$work"
-    if ((started)); then bash "$K" down || true; fi
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/itest_lib.bash"
+itest_setup vision "ee-consumer --bootstrap 127.0.0.1:9092 --name wvis"
 "$PY" tests/integration/vision_test.py --bin build/bin \
     --model .cache/models/eecnn-digits.gguf --test-set .cache/models/eecnn-digits-test.gguf \
     --bootstrap 127.0.0.1:9092 --work "$work" --cache .cache/itest

@@ -19,51 +19,16 @@ plaintext model and the same files (an oracle the service never touches):
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
+
+from itest_common import Worker, collect_replies, create_topic, read_topic, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd[:3])}... failed ({r.returncode}): {r.stderr.strip()[-1500:]}")
-    return r.stdout
-
-
-def create_topic(bootstrap, name, partitions):
-    a = AdminClient({"bootstrap.servers": bootstrap})
-    for f in a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
-        try:
-            f.result(15)
-        except Exception as e:  # noqa: BLE001
-            if "TOPIC_ALREADY_EXISTS" not in str(e):
-                raise
-
-
-def read_topic(bootstrap, topic, parts):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.partition.eof": True})
-    c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
-    out, eof, end = [], set(), time.time() + 30
-    while len(eof) < parts and time.time() < end:
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == -191:  # _PARTITION_EOF
-                eof.add(m.partition())
-            continue
-        out.append(m.value())
-    c.close()
-    return out
 
 
 def main():
@@ -88,22 +53,10 @@ def main():
     images = sorted(os.path.join(imgdir, f) for f in os.listdir(imgdir))
     assert len(images) == 360, len(images)
 
-    log = open(os.path.join(args.work, "wvis.log"), "w")
-    w = subprocess.Popen([os.path.join(args.bin, "ee-consumer"), "--bootstrap", args.bootstrap,
-                          "--name", "wvis", "--class", "small", "--threads", "1",
-                          "--model", f"digits={enc}", "--grace-ms", "500",
-                          "--kafka", "session.timeout.ms=6000"],
-                         stdout=log, stderr=subprocess.STDOUT)
+    w = Worker(args.bin, args.bootstrap, args.work, "wvis", [f"digits={enc}"], threads=1)
     failures = 0
     try:
-        end = time.time() + 60
-        while time.time() < end:
-            with open(log.name) as f:
-                if '"partitions_assigned"' in f.read():
-                    break
-            if w.poll() is not None:
-                raise AssertionError(f"worker exited {w.returncode}: {open(log.name).read()[-2000:]}")
-            time.sleep(0.2)
+        w.wait_assigned(timeout=60)
 
         # 1. the key holder's producer against the plaintext oracle
         t0 = time.time()
@@ -143,11 +96,11 @@ def main():
 
         # 2. what Kafka holds: feature maps of the right size, no pixels, no plaintext scores
         t0 = time.time()
-        reqs = [json.loads(v) for v in read_topic(args.bootstrap, req_topic, 2)]
+        reqs = [json.loads(v) for v in read_topic(args.bootstrap, req_topic)]
         reqs = [r for r in reqs if r.get("task") == "classify" and r.get("key_id") == key_id]
         assert len(reqs) >= len(images), f"{len(reqs)} classify requests on {req_topic}"
         assert all(len(r["input"]["fmap"]) == 1024 and "tokens" not in r["input"] for r in reqs)
-        reps = [json.loads(v) for v in read_topic(args.bootstrap, rt, 1)]
+        reps = [json.loads(v) for v in read_topic(args.bootstrap, rt)]
         wire_scores = [x for r in reps for x in r.get("output", {}).get("scores", [])]
         assert len(wire_scores) == 10 * len(images), len(wire_scores)
         print(f"  PASS wire ({time.time() - t0:.1f}s): {len(reqs)} requests carry a 16x8x8 encrypted "
@@ -166,18 +119,7 @@ def main():
         for c in cases.values():
             p.produce(req_topic, json.dumps(c).encode(), key=c["id"].encode())
         p.flush(15)
-        cons = Consumer({"bootstrap.servers": args.bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-        cons.assign([TopicPartition(rt2, 0, 0)])
-        got = {}
-        end = time.time() + 30
-        while time.time() < end and len(got) < len(cases):
-            m = cons.poll(0.5)
-            if m is None or m.error():
-                continue
-            r = json.loads(m.value())
-            got[r["id"]] = r
-        cons.close()
+        got = collect_replies(args.bootstrap, rt2, [c["id"] for c in cases.values()], timeout=30)
         code = {k: got.get(k, {}).get("error", {}).get("code") for k in cases}
         assert code == {"short-1": "bad_request", "tokens-1": "bad_request",
                         "text-1": "bad_request", "gen-1": "unsupported_task"}, got
@@ -188,15 +130,9 @@ def main():
     except Exception as e:  # noqa: BLE001
         failures += 1
         print(f"  FAIL: {e}", flush=True)
-        with open(log.name) as f:
-            print("--- worker log tail:\n" + "".join(
-                [ln for ln in f.readlines() if '"librdkafka"' not in ln][-15:]), flush=True)
+        print("--- worker log tail:\n" + w.tail(15), flush=True)
     finally:
-        w.terminate()
-        try:
-            w.wait(30)
-        except subprocess.TimeoutExpired:
-            w.kill()
+        w.stop()
     print(f"vision_test: {'FAILED' if failures else 'ok'} ({failures} failed)")
     return 1 if failures else 0
 
