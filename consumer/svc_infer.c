@@ -78,6 +78,19 @@ static void on_done(void *job, int rc, ee_gen_result *res, const ee_err *err) {
     svc_send_final(s, j);
 }
 
+/* The jobs of one encoder or classifier pass are done (each has its code
+ * and output): their inference time, the running count, their replies. */
+static void finish_round(svc *s, const svc_model *sm, svc_job **jobs, int n) {
+    double now = ee_now_ms();
+    for (int i = 0; i < n; i++)
+        ee_metrics_observe(s->metrics, "ee_job_inference_seconds", EE_LABELS({"model", sm->name}),
+                           (now - jobs[i]->t_started) / 1e3);
+    pthread_mutex_lock(&s->mu);
+    s->running -= n;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++) svc_send_final(s, jobs[i]);
+}
+
 /* Embed jobs of one encoder model, all in one forward pass (every token of
  * every text through each linear layer as one product; attention per
  * text). Each job gets its encrypted embedding and its final reply. */
@@ -130,13 +143,8 @@ static void run_embeds(svc *s, svc_model *sm, svc_job **jobs, int n) {
             snprintf(j->message, sizeof j->message, "embedding failed: %s",
                      rc ? err.msg : "out of memory");
         }
-        ee_metrics_observe(s->metrics, "ee_job_inference_seconds", EE_LABELS({"model", sm->name}),
-                           (ee_now_ms() - j->t_started) / 1e3);
     }
-    pthread_mutex_lock(&s->mu);
-    s->running -= n;
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < n; i++) svc_send_final(s, jobs[i]);
+    finish_round(s, sm, jobs, n);
     free(ids);
     free(lens);
     free(out);
@@ -174,13 +182,8 @@ static void run_classifies(svc *s, svc_model *sm, svc_job **jobs, int n) {
             snprintf(j->message, sizeof j->message, "classification failed: %s",
                      rc ? err.msg : "out of memory");
         }
-        ee_metrics_observe(s->metrics, "ee_job_inference_seconds", EE_LABELS({"model", sm->name}),
-                           (ee_now_ms() - j->t_started) / 1e3);
     }
-    pthread_mutex_lock(&s->mu);
-    s->running -= n;
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < n; i++) svc_send_final(s, jobs[i]);
+    finish_round(s, sm, jobs, n);
     free(in);
     free(out);
 }

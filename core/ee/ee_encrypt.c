@@ -1,5 +1,7 @@
 #include "ee_encrypt.h"
 
+#include "ee_clock.h"
+
 #include <string.h>
 
 /* Architectures with a scheme: general.architecture -> its encryption. */
@@ -35,4 +37,16 @@ int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_o
     }
     return ee_err_set(err, "no encryption scheme for architecture '%.64s' (supported: llama, bert, eecnn)",
                       arch ? arch : "(general.architecture missing)");
+}
+
+int ee_encrypt_write(ee_gguf_writer *w, const char *out_path, ee_encrypt_stats *st, ee_err *err) {
+    double t0 = ee_now_ms();
+    if (ee_gguf_writer_write(w, out_path, err)) return -1;
+    st->write_ms = ee_now_ms() - t0;
+    ee_gguf *check = ee_gguf_open(out_path, NULL);
+    if (check) {
+        st->out_bytes = ee_gguf_file_size(check);
+        ee_gguf_close(check);
+    }
+    return 0;
 }

@@ -32,6 +32,10 @@ typedef struct ee_encrypt_stats {
 int ee_encrypt_model(const ee_gguf *plain, const ee_key *key, const ee_encrypt_opts *opts,
                      const char *out_path, ee_encrypt_stats *stats, ee_err *err);
 
+/* The last step of every scheme: write w to out_path (atomic) and record
+ * the write time and the file's size in st. */
+int ee_encrypt_write(ee_gguf_writer *w, const char *out_path, ee_encrypt_stats *st, ee_err *err);
+
 /* One architecture's encryption, called by ee_encrypt_model after the
  * common checks (scheme known and for this architecture, not encrypted). */
 typedef int (*ee_encrypt_arch_fn)(const ee_gguf *plain, const ee_key *key, const char *scheme,

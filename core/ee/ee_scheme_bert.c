@@ -457,14 +457,7 @@ int ee_encrypt_bert(const ee_gguf *plain, const ee_key *key, const char *scheme,
     for (int l = 0; l < b.L; l++)
         if (do_layer(&k, l)) goto done;
     st.transform_ms = ee_now_ms() - t0;
-    t0 = ee_now_ms();
-    if (ee_gguf_writer_write(w, out_path, err)) goto done;
-    st.write_ms = ee_now_ms() - t0;
-    ee_gguf *check = ee_gguf_open(out_path, NULL);
-    if (check) {
-        st.out_bytes = ee_gguf_file_size(check);
-        ee_gguf_close(check);
-    }
+    if (ee_encrypt_write(w, out_path, &st, err)) goto done;
     rc = 0;
 done:
     ee_gguf_writer_free(w);

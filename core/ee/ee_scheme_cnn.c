@@ -197,14 +197,7 @@ int ee_encrypt_cnn(const ee_gguf *plain, const ee_key *key, const char *scheme,
         if (do_conv(&k, l)) goto done;
     if (do_head(&k)) goto done;
     st.transform_ms = ee_now_ms() - t0;
-    t0 = ee_now_ms();
-    if (ee_gguf_writer_write(w, out_path, err)) goto done;
-    st.write_ms = ee_now_ms() - t0;
-    ee_gguf *check = ee_gguf_open(out_path, NULL);
-    if (check) {
-        st.out_bytes = ee_gguf_file_size(check);
-        ee_gguf_close(check);
-    }
+    if (ee_encrypt_write(w, out_path, &st, err)) goto done;
     rc = 0;
 done:
     ee_key_wipe(&skey);
