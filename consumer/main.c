@@ -239,6 +239,19 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     if (svc_models_open(s, &err) || svc_auth_open(s, &err)) goto out;
+    {
+        bool single_pass = false;
+        for (int i = 0; i < s->n_models; i++) single_pass |= s->models[i].kind != EE_KIND_DECODER;
+        uint32_t want = ee_config_auto_inflight(&cfg, single_pass);
+        if (want != cfg.max_inflight) {
+            cfg.max_inflight = want;
+            json_t *f = json_object();
+            json_object_set_new(f, "max_inflight", json_integer(want));
+            json_object_set_new(f, "why", json_string(single_pass ? "auto: 8 x max_batch (a model runs every queued job in one pass)"
+                                                                  : "auto: max_batch (decoders)"));
+            svc_log("info", "intake_bound", f);
+        }
+    }
     if (check_only) {
         printf("ok: %zu model(s), %zu class(es)\n", cfg.n_models, cfg.n_classes);
         exit_code = 0;

@@ -82,6 +82,12 @@ static void on_done(void *job, int rc, ee_gen_result *res, const ee_err *err) {
  * and output): their inference time, the running count, their replies. */
 static void finish_round(svc *s, const svc_model *sm, svc_job **jobs, int n) {
     double now = ee_now_ms();
+    ee_metrics_observe(s->metrics, "ee_pass_jobs", EE_LABELS({"model", sm->name}), n);
+    json_t *f = json_object();
+    json_object_set_new(f, "model", json_string(sm->name));
+    json_object_set_new(f, "jobs", json_integer(n));
+    json_object_set_new(f, "ms", json_real(jobs[0]->prefill_ms));
+    svc_log("info", "pass_done", f);
     for (int i = 0; i < n; i++)
         ee_metrics_observe(s->metrics, "ee_job_inference_seconds", EE_LABELS({"model", sm->name}),
                            (now - jobs[i]->t_started) / 1e3);

@@ -54,6 +54,8 @@ static const mdef DEFS[] = {
      EE_METRIC_GAUGE},
 };
 
+static const double PASS_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
 int svc_metrics_open(svc *s, ee_err *err) {
     s->metrics = ee_metrics_new(err);
     if (!s->metrics) return -1;
@@ -65,7 +67,11 @@ int svc_metrics_open(svc *s, ee_err *err) {
                                       ee_metrics_latency_buckets, EE_METRICS_LATENCY_NBUCKETS, err) ||
         ee_metrics_register_histogram(s->metrics, "ee_job_inference_seconds",
                                       "Start of inference to final reply sent (prefill + decode)",
-                                      ee_metrics_latency_buckets, EE_METRICS_LATENCY_NBUCKETS, err))
+                                      ee_metrics_latency_buckets, EE_METRICS_LATENCY_NBUCKETS, err) ||
+        ee_metrics_register_histogram(s->metrics, "ee_pass_jobs",
+                                      "Jobs run together in one pass of an encoder or classifier "
+                                      "(embed, search, classify)",
+                                      PASS_BUCKETS, sizeof PASS_BUCKETS / sizeof PASS_BUCKETS[0], err))
         return -1;
     ee_metrics_gauge_set(s->metrics, "ee_jobs_inflight", EE_NO_LABELS, 0);
     ee_metrics_gauge_set(s->metrics, "ee_partitions_paused", EE_NO_LABELS, 0);

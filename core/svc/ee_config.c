@@ -956,6 +956,7 @@ int ee_config_validate(const ee_config *c, ee_err *err) {
                          : k->section == S_LIMITS ? "limits" : "topics";
         if (k->type == K_U32) {
             uint32_t v = *(const uint32_t *)((const char *)c + k->off);
+            if (v == 0 && k->off == OFF(max_inflight)) continue; /* unset: auto */
             if (v < k->min || v > k->max)
                 return ee_err_set(err, "%s: [%s] %s: %u is not in %u..%u", src, sn, k->name, v,
                                   k->min, k->max);
@@ -1056,4 +1057,11 @@ ee_proto_limits ee_config_limits(const ee_config *c, uint32_t n_vocab) {
                          .max_new_tokens = c->max_new_tokens,
                          .max_request_bytes = c->max_request_bytes};
     return l;
+}
+
+uint32_t ee_config_auto_inflight(const ee_config *c, bool any_single_pass_model) {
+    if (c->max_inflight) return c->max_inflight;
+    uint32_t b = c->max_batch ? c->max_batch : EE_CONFIG_DEFAULT_MAX_BATCH;
+    uint32_t v = any_single_pass_model ? 8 * b : b;
+    return v > EE_CONFIG_INFLIGHT_MAX ? EE_CONFIG_INFLIGHT_MAX : v;
 }

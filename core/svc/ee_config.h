@@ -42,7 +42,8 @@
 /* Defaults (what ee_config_init sets). */
 #define EE_CONFIG_DEFAULT_NAME "ee-worker"
 #define EE_CONFIG_DEFAULT_THREADS 1
-#define EE_CONFIG_DEFAULT_MAX_INFLIGHT 4
+/* 0 = auto (ee_config_auto_inflight): chosen when the models are known. */
+#define EE_CONFIG_DEFAULT_MAX_INFLIGHT 0
 #define EE_CONFIG_DEFAULT_GRACE_MS 20000
 #define EE_CONFIG_DEFAULT_METRICS_PORT 9464
 #define EE_CONFIG_DEFAULT_MAX_PROMPT_TOKENS 2048
@@ -97,7 +98,7 @@ typedef struct ee_config {
     uint32_t threads;      /* 1..256 */
     char **classes;        /* resource classes served, file order, no duplicates */
     size_t n_classes;
-    uint32_t max_inflight; /* 1..4096 */
+    uint32_t max_inflight; /* 1..4096; 0 until set or chosen (auto) */
     uint32_t grace_ms;     /* 0..3600000 */
     uint32_t metrics_port; /* 0 disables /metrics and /healthz */
     char *group;           /* NULL: ee-workers.<model>.<class> per pair */
@@ -183,5 +184,13 @@ ee_proto_limits ee_config_limits(const ee_config *c, uint32_t n_vocab);
 /* Whether a value for key must be redacted in messages ("password" or
  * "secret" in the key, any case). */
 bool ee_config_key_is_secret(const char *key);
+
+/* The intake bound when max_inflight was not set: a decoder batches
+ * max_batch sequences, so holding more only lengthens the queue; an
+ * encoder or classifier runs every queued job in one pass, so its bound is
+ * 8 x max_batch (32 by default: 4 held classify jobs per pass cost a
+ * pause and resume of the partitions each, up to ~1 s apiece on Kafka
+ * 3.9; docs/BENCHMARKS.md). */
+uint32_t ee_config_auto_inflight(const ee_config *c, bool any_single_pass_model);
 
 #endif

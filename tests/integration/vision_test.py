@@ -85,6 +85,9 @@ def main():
         acc = sum(res[i]["class"] == truth[i] for i in images) / len(images)
         wire_same = sum(max(range(10), key=lambda k: res[i]["encrypted_scores"][k]) == res[i]["class"]
                         for i in images)
+        passes = [e["jobs"] for e in w.events() if e.get("event") == "pass_done"]
+        assert sum(passes) == len(images), f"{sum(passes)} jobs in passes for {len(images)} images"
+        assert max(passes) > 1, "every classify job ran alone: the worker did not batch"
         assert same == len(images), f"{len(images) - same} predictions differ from plaintext"
         assert worst <= 1e-4, f"decrypted scores differ from plaintext by {worst:.3g}"
         assert wire_same <= len(images) // 2, f"{wire_same} wire argmaxes equal the prediction"
@@ -92,7 +95,8 @@ def main():
               f"{sum(i.endswith('.png') for i in images)} PNG, {sum(i.endswith('.pgm') for i in images)} PGM): "
               f"{same}/{len(images)} predictions equal ee-model classify on the plaintext model, "
               f"scores max abs {worst:.2g}; accuracy vs labels {acc:.4f}; wire argmax = prediction "
-              f"for {wire_same}/{len(images)} (a permutation of 10 classes)", flush=True)
+              f"for {wire_same}/{len(images)} (a permutation of 10 classes); {len(passes)} passes of up to "
+              f"{max(passes)} jobs", flush=True)
 
         # 2. what Kafka holds: feature maps of the right size, no pixels, no plaintext scores
         t0 = time.time()

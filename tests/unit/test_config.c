@@ -58,7 +58,12 @@ START_TEST(example_loads_and_validates) {
     ck_assert_uint_eq(c.n_classes, 2);
     ck_assert_str_eq(c.classes[0], "small");
     ck_assert_str_eq(c.classes[1], "large");
-    ck_assert_uint_eq(c.max_inflight, 4);
+    ck_assert_uint_eq(c.max_inflight, 0); /* auto until the models are known */
+    ck_assert_uint_eq(ee_config_auto_inflight(&c, false), c.max_batch);
+    ck_assert_uint_eq(ee_config_auto_inflight(&c, true), 8 * c.max_batch);
+    c.max_inflight = 7; /* set by the user: kept */
+    ck_assert_uint_eq(ee_config_auto_inflight(&c, true), 7);
+    c.max_inflight = 0;
     ck_assert_uint_eq(c.grace_ms, 20000);
     ck_assert_uint_eq(c.metrics_port, 9464);
     ck_assert_ptr_null(c.group);
