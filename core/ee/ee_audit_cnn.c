@@ -19,13 +19,113 @@
 #define TINY_NORM 1e-30   /* a kernel this small has no direction */
 #define LSTSQ_RCOND 1e-10 /* singular values below this x the largest count as zero */
 
+static double dot(const double *a, const double *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
 /* ---- 1. attack A: no weights ------------------------------------------------ */
+
+#define ALIGN_ROUNDS 3      /* polarity-alignment rounds of the aligned mean */
+#define PC_POWER_ITERS 5000 /* power iterations for the first principal component */
+#define DECONV_ITERS 200    /* alternating least-squares rounds at most */
+#define DECONV_TOL 1e-5     /* stop when the misfit improves by less than this, relative */
+#define DECONV_HINGE 2      /* filter solves a round (violated zeros from the latest filters) */
+
+/* p[n] -> (p - min) / (max - min); a flat picture -> 0. */
+static void stretch01(float *p, int n) {
+    float lo = p[0], hi = p[0];
+    for (int i = 1; i < n; i++) lo = p[i] < lo ? p[i] : lo, hi = p[i] > hi ? p[i] : hi;
+    for (int i = 0; i < n; i++) p[i] = hi > lo ? (p[i] - lo) / (hi - lo) : 0;
+}
+
+static void stretch01_d(const double *x, float *o, int n) {
+    double lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) lo = fmin(lo, x[i]), hi = fmax(hi, x[i]);
+    for (int i = 0; i < n; i++) o[i] = hi > lo && isfinite(hi - lo) ? (float)((x[i] - lo) / (hi - lo)) : 0;
+}
+
+/* Covariance of a[n] and b[n] (unnormalised); its sign is the correlation's. */
+static double cov_d(const double *a, const double *b, int n) {
+    double ma = 0, mb = 0, s = 0;
+    for (int i = 0; i < n; i++) ma += a[i], mb += b[i];
+    ma /= n, mb /= n;
+    for (int i = 0; i < n; i++) s += (a[i] - ma) * (b[i] - mb);
+    return s;
+}
+
+/* One map e [C][hw] -> o [hw]: min-max normalised channels, polarity
+ * aligned to the (weighted) mean, contrast-weighted. v, wt, m: scratch
+ * [C][hw], [C], [2 hw]. */
+static void aligned_one(const float *e, int C, int hw, double *v, double *wt, double *m,
+                        float *o) {
+    for (int j = 0; j < C; j++) {
+        const float *ch = e + (size_t)j * hw;
+        double *vj = v + (size_t)j * hw;
+        float lo = ch[0], hi = ch[0];
+        for (int p = 1; p < hw; p++) lo = ch[p] < lo ? ch[p] : lo, hi = ch[p] > hi ? ch[p] : hi;
+        if (!(hi > lo)) { /* flat: no picture in it */
+            wt[j] = 0;
+            continue;
+        }
+        double mu = 0, var = 0;
+        for (int p = 0; p < hw; p++) vj[p] = ((double)ch[p] - lo) / ((double)hi - lo), mu += vj[p];
+        mu /= hw;
+        for (int p = 0; p < hw; p++) var += (vj[p] - mu) * (vj[p] - mu);
+        wt[j] = sqrt(var / hw);
+    }
+    /* The start: the plain sum of the normalised channels (only the signs
+     * of covariances with it matter). */
+    int used = 0;
+    for (int p = 0; p < hw; p++) m[p] = 0;
+    for (int j = 0; j < C; j++)
+        if (wt[j] > 0) {
+            used++;
+            for (int p = 0; p < hw; p++) m[p] += v[(size_t)j * hw + p];
+        }
+    if (!used) {
+        memset(o, 0, sizeof(float) * (size_t)hw);
+        return;
+    }
+    double *acc = m + hw;
+    for (int round = 0; round < ALIGN_ROUNDS; round++) {
+        double tw = 0;
+        for (int p = 0; p < hw; p++) acc[p] = 0;
+        for (int j = 0; j < C; j++) {
+            if (!(wt[j] > 0)) continue;
+            const double *vj = v + (size_t)j * hw;
+            const bool flip = cov_d(vj, m, hw) < 0;
+            for (int p = 0; p < hw; p++) acc[p] += wt[j] * (flip ? 1 - vj[p] : vj[p]);
+            tw += wt[j];
+        }
+        for (int p = 0; p < hw; p++) m[p] = acc[p] / tw;
+    }
+    stretch01_d(m, o, hw);
+}
 
 int ee_cnn_invert_a(const ee_cnn_model *enc, const float *efmaps, int n, ee_cnn_inv_a_mode mode,
                     float *out, ee_err *err) {
-    if (mode != EE_CNN_INV_A_MEAN && mode != EE_CNN_INV_A_MAX)
+    if (mode != EE_CNN_INV_A_MEAN && mode != EE_CNN_INV_A_MAX && mode != EE_CNN_INV_A_ALIGNED)
         return ee_err_set(err, "unknown channel-mean mode %d", (int)mode);
     const int C = ee_cnn_fmap_channels(enc), hw = enc->hp.in_h * enc->hp.in_w;
+    if (mode == EE_CNN_INV_A_ALIGNED) {
+        double *v = malloc(sizeof(double) * (size_t)C * hw), *wt = malloc(sizeof(double) * C);
+        double *m = malloc(sizeof(double) * 2 * (size_t)hw);
+        if (!v || !wt || !m) {
+            free(v), free(wt), free(m);
+            return ee_err_set(err, "out of memory");
+        }
+        for (int im = 0; im < n; im++)
+            aligned_one(efmaps + (size_t)im * C * hw, C, hw, v, wt, m, out + (size_t)im * hw);
+        free(v), free(wt), free(m);
+        return 0;
+    }
     for (int im = 0; im < n; im++) {
         const float *e = efmaps + (size_t)im * C * hw;
         float *o = out + (size_t)im * hw;
@@ -46,6 +146,300 @@ int ee_cnn_invert_a(const ee_cnn_model *enc, const float *efmaps, int n, ee_cnn_
         }
     }
     return 0;
+}
+
+int ee_cnn_invert_a_pc(const ee_cnn_model *enc, const float *efmaps, int n, float *out,
+                       ee_err *err) {
+    const int C = ee_cnn_fmap_channels(enc), hw = enc->hp.in_h * enc->hp.in_w;
+    const size_t npix = (size_t)n * hw;
+    if (n < 1) return 0;
+    double *mu = calloc((size_t)C, sizeof(double)), *sd = calloc((size_t)C, sizeof(double));
+    double *S = calloc((size_t)C * C, sizeof(double)), *v = malloc(sizeof(double) * C);
+    double *u = malloc(sizeof(double) * C), *z = malloc(sizeof(double) * C);
+    float *ref = malloc(sizeof(float) * npix);
+    int rc = -1;
+    if (!mu || !sd || !S || !v || !u || !z || !ref) {
+        ee_err_set(err, "out of memory");
+        goto done;
+    }
+    /* Every channel's mean and spread over all pixels of all maps: its
+     * scale is the same in every map (one key). */
+    for (int im = 0; im < n; im++)
+        for (int j = 0; j < C; j++)
+            for (int p = 0; p < hw; p++) mu[j] += efmaps[((size_t)im * C + j) * hw + p];
+    for (int j = 0; j < C; j++) mu[j] /= (double)npix;
+    for (int im = 0; im < n; im++)
+        for (int j = 0; j < C; j++)
+            for (int p = 0; p < hw; p++) {
+                double d = efmaps[((size_t)im * C + j) * hw + p] - mu[j];
+                sd[j] += d * d;
+            }
+    for (int j = 0; j < C; j++) sd[j] = sqrt(sd[j] / (double)npix);
+    /* Covariance of the standardised channels (a flat channel: 0). */
+    for (int im = 0; im < n; im++)
+        for (int p = 0; p < hw; p++) {
+            for (int j = 0; j < C; j++)
+                z[j] = sd[j] > 0 ? (efmaps[((size_t)im * C + j) * hw + p] - mu[j]) / sd[j] : 0;
+            for (int j = 0; j < C; j++)
+                for (int k = 0; k < C; k++) S[(size_t)j * C + k] += z[j] * z[k];
+        }
+    /* Its leading eigenvector by power iteration from the plain mean. */
+    for (int j = 0; j < C; j++) v[j] = 1 / sqrt((double)C);
+    for (int it = 0; it < PC_POWER_ITERS; it++) {
+        double nn = 0, dd = 0;
+        for (int j = 0; j < C; j++) {
+            u[j] = dot(S + (size_t)j * C, v, C);
+            nn += u[j] * u[j];
+        }
+        nn = sqrt(nn);
+        if (!(nn > 0)) break; /* every channel flat */
+        for (int j = 0; j < C; j++) u[j] /= nn, dd = fmax(dd, fabs(u[j] - v[j])), v[j] = u[j];
+        if (dd < 1e-14) break;
+    }
+    /* Projections, signed to agree with the channel mean. */
+    if (ee_cnn_invert_a(enc, efmaps, n, EE_CNN_INV_A_MEAN, ref, err)) goto done;
+    double agree = 0, mp = 0, mr = 0;
+    for (int im = 0; im < n; im++)
+        for (int p = 0; p < hw; p++) {
+            double s = 0;
+            for (int j = 0; j < C; j++)
+                if (sd[j] > 0) s += v[j] * (efmaps[((size_t)im * C + j) * hw + p] - mu[j]) / sd[j];
+            out[(size_t)im * hw + p] = (float)s;
+            mp += s, mr += ref[(size_t)im * hw + p];
+        }
+    mp /= (double)npix, mr /= (double)npix;
+    for (size_t q = 0; q < npix; q++) agree += (out[q] - mp) * (ref[q] - mr);
+    for (int im = 0; im < n; im++) {
+        float *o = out + (size_t)im * hw;
+        if (agree < 0)
+            for (int p = 0; p < hw; p++) o[p] = -o[p];
+        stretch01(o, hw);
+    }
+    rc = 0;
+done:
+    free(mu), free(sd), free(S), free(v), free(u), free(z), free(ref);
+    return rc;
+}
+
+/* Solves S z = r for symmetric positive semi-definite S [n][n] (both
+ * overwritten) by Cholesky after adding RIDGE x its mean diagonal to the
+ * diagonal: an unknown no equation touches comes out 0. */
+#define RIDGE 1e-10
+static void solve_psd(double *S, double *r, int n, double *z) {
+    double tr = 0;
+    for (int i = 0; i < n; i++) tr += S[(size_t)i * n + i];
+    const double lam = tr > 0 ? RIDGE * tr / n : 1;
+    for (int i = 0; i < n; i++) S[(size_t)i * n + i] += lam;
+    for (int j = 0; j < n; j++) { /* S = L L^T, L in the lower triangle */
+        double d = S[(size_t)j * n + j];
+        for (int t = 0; t < j; t++) d -= S[(size_t)j * n + t] * S[(size_t)j * n + t];
+        d = d > lam * 1e-6 ? sqrt(d) : sqrt(lam); /* rounding can only make a semi-definite S worse */
+        S[(size_t)j * n + j] = d;
+        for (int i = j + 1; i < n; i++) {
+            double v = S[(size_t)i * n + j];
+            for (int t = 0; t < j; t++) v -= S[(size_t)i * n + t] * S[(size_t)j * n + t];
+            S[(size_t)i * n + j] = v / d;
+        }
+    }
+    for (int i = 0; i < n; i++) { /* L y = r */
+        double v = r[i];
+        for (int t = 0; t < i; t++) v -= S[(size_t)i * n + t] * z[t];
+        z[i] = v / S[(size_t)i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) { /* L^T z = y */
+        double v = z[i];
+        for (int t = i + 1; t < n; t++) v -= S[(size_t)t * n + i] * z[t];
+        z[i] = v / S[(size_t)i * n + i];
+    }
+}
+
+/* Scratch of the blind deconvolution: the model is
+ *     map[c][p] = relu(w_c . patch_p(x) + b_c),  w_c k x k,
+ * with the key's scale folded into w_c and b_c. */
+typedef struct deconv_ws {
+    int C, h, w, k;
+    double *F;           /* [G][C][hw] the maps, each channel divided by its RMS over the group */
+    double *W;           /* [C][kk + 1] filters and biases */
+    double *S, *r;       /* normal equations, up to [hw][hw] and [hw] */
+    double *patch;       /* [kk + 1] */
+    int *idx;            /* [kk] pixel of each tap (-1 outside) */
+} deconv_ws;
+
+/* The pixels under the k x k window at (y, xx) (-1: zero padding) and, if
+ * x, the patch [kk + 1] of x there (then 1 for the bias). */
+static void window(const deconv_ws *ws, const double *x, int y, int xx) {
+    const int k = ws->k, pad = k / 2;
+    for (int dy = 0; dy < k; dy++)
+        for (int dx = 0; dx < k; dx++) {
+            int iy = y + dy - pad, ix = xx + dx - pad, q = dy * k + dx;
+            ws->idx[q] = iy >= 0 && iy < ws->h && ix >= 0 && ix < ws->w ? iy * ws->w + ix : -1;
+            if (x) ws->patch[q] = ws->idx[q] >= 0 ? x[ws->idx[q]] : 0;
+        }
+    if (x) ws->patch[k * k] = 1;
+}
+
+/* Alternating least squares on the G maps in ws->F, x [G][hw] the start
+ * (refined in place). Every positive entry is an equation w_c . patch +
+ * b_c = map; a zero entry the current fit puts above 0 one with 0 (ReLU:
+ * a zero says only "at most 0"). Solved for the filters with x fixed, then
+ * for x with the filters fixed, until the misfit stops improving. */
+static void deconv_group(deconv_ws *ws, int G, double *x, int *iters, double *resid) {
+    const int C = ws->C, h = ws->h, w = ws->w, hw = h * w, k = ws->k, kk = k * k, np1 = kk + 1;
+    const size_t gp = (size_t)G * hw;
+    const double *F = ws->F;
+    double prev = INFINITY, res = 0, fss = 0;
+    bool have_w = false;
+    for (size_t q = 0; q < (size_t)G * C * hw; q++) fss += F[q] * F[q];
+    *iters = 0;
+    if (!(fss > 0)) { /* all-zero maps: nothing to fit */
+        *resid = 0;
+        return;
+    }
+    for (int it = 0; it < DECONV_ITERS; it++) {
+        /* x -> a x + d is free: pin it (zero mean, unit spread over the group). */
+        double mx = 0, vx = 0;
+        for (size_t q = 0; q < gp; q++) mx += x[q];
+        mx /= (double)gp;
+        for (size_t q = 0; q < gp; q++) vx += (x[q] - mx) * (x[q] - mx);
+        vx = sqrt(vx / (double)gp);
+        if (!(vx > 0) || !isfinite(vx)) break; /* a flat start: nothing to refine */
+        for (size_t q = 0; q < gp; q++) x[q] = (x[q] - mx) / vx;
+        /* The filters, x fixed; the zeros above 0 from the latest filters. */
+        for (int c = 0; c < C; c++) {
+            double *wc = ws->W + (size_t)c * np1;
+            for (int pass = 0; pass < DECONV_HINGE; pass++) {
+                const bool hinge = have_w || pass > 0;
+                int rows = 0;
+                memset(ws->S, 0, sizeof(double) * np1 * np1);
+                memset(ws->r, 0, sizeof(double) * np1);
+                for (int g = 0; g < G; g++)
+                    for (int p = 0; p < hw; p++) {
+                        const double f = F[((size_t)g * C + c) * hw + p];
+                        window(ws, x + (size_t)g * hw, p / w, p % w);
+                        if (!(f > 0) && !(hinge && dot(wc, ws->patch, np1) > 0)) continue;
+                        rows++;
+                        for (int a = 0; a < np1; a++) {
+                            ws->r[a] += ws->patch[a] * f;
+                            for (int b = 0; b <= a; b++)
+                                ws->S[a * np1 + b] += ws->patch[a] * ws->patch[b];
+                        }
+                    }
+                if (rows == 0) { /* never on: nothing to learn about it */
+                    memset(wc, 0, sizeof(double) * np1);
+                    break;
+                }
+                for (int a = 0; a < np1; a++)
+                    for (int b = a + 1; b < np1; b++) ws->S[a * np1 + b] = ws->S[b * np1 + a];
+                solve_psd(ws->S, ws->r, np1, wc);
+            }
+        }
+        have_w = true;
+        /* Each picture, the filters fixed: the same equations in x. */
+        for (int g = 0; g < G; g++) {
+            double *xg = x + (size_t)g * hw;
+            memset(ws->S, 0, sizeof(double) * hw * hw);
+            memset(ws->r, 0, sizeof(double) * hw);
+            int rows = 0;
+            for (int c = 0; c < C; c++) {
+                const double *wc = ws->W + (size_t)c * np1;
+                for (int p = 0; p < hw; p++) {
+                    const double f = F[((size_t)g * C + c) * hw + p];
+                    window(ws, xg, p / w, p % w);
+                    if (!(f > 0) && !(dot(wc, ws->patch, np1) > 0)) continue;
+                    rows++;
+                    const double t = f - wc[kk];
+                    for (int a = 0; a < kk; a++) {
+                        const int ia = ws->idx[a];
+                        if (ia < 0) continue;
+                        ws->r[ia] += wc[a] * t;
+                        for (int b = 0; b < kk; b++)
+                            if (ws->idx[b] >= 0) ws->S[(size_t)ia * hw + ws->idx[b]] += wc[a] * wc[b];
+                    }
+                }
+            }
+            if (rows) solve_psd(ws->S, ws->r, hw, xg);
+        }
+        /* The misfit the attacker sees: relu(w * x + b) against the maps. */
+        double rss = 0;
+        for (int g = 0; g < G; g++)
+            for (int p = 0; p < hw; p++) {
+                window(ws, x + (size_t)g * hw, p / w, p % w);
+                for (int c = 0; c < C; c++) {
+                    double z = dot(ws->W + (size_t)c * np1, ws->patch, np1);
+                    double d = (z > 0 ? z : 0) - F[((size_t)g * C + c) * hw + p];
+                    rss += d * d;
+                }
+            }
+        res = sqrt(rss / fss);
+        *iters = it + 1;
+        if (prev - res < DECONV_TOL * prev) break;
+        prev = res;
+    }
+    *resid = res;
+}
+
+int ee_cnn_invert_a_deconv(const ee_cnn_model *enc, const float *efmaps, int n,
+                           const float *start, bool joint, float *out, ee_cnn_deconv_info *info,
+                           ee_err *err) {
+    if (info) memset(info, 0, sizeof *info);
+    if (n < 1) return 0;
+    if (enc->hp.n_block < 2 || enc->blocks[1].k < 1)
+        return ee_err_set(err, "the deconvolution needs block 1's kernel size (its guess for "
+                               "the stem's)");
+    deconv_ws ws = {.C = ee_cnn_fmap_channels(enc), .h = enc->hp.in_h, .w = enc->hp.in_w,
+                    .k = enc->blocks[1].k};
+    const int C = ws.C, hw = ws.h * ws.w, kk = ws.k * ws.k, np1 = kk + 1, G = joint ? n : 1;
+    const int ngroups = joint ? 1 : n, sn = hw > np1 ? hw : np1;
+    double *x = malloc(sizeof(double) * (size_t)G * hw);
+    double *res = malloc(sizeof(double) * (size_t)ngroups), *rms = malloc(sizeof(double) * C);
+    ws.F = malloc(sizeof(double) * (size_t)G * C * hw);
+    ws.W = calloc((size_t)C * np1, sizeof(double));
+    ws.S = malloc(sizeof(double) * (size_t)sn * sn);
+    ws.r = malloc(sizeof(double) * (size_t)sn);
+    ws.patch = malloc(sizeof(double) * (size_t)np1);
+    ws.idx = malloc(sizeof(int) * (size_t)kk);
+    int rc = -1, most = 0;
+    if (!x || !res || !rms || !ws.F || !ws.W || !ws.S || !ws.r || !ws.patch || !ws.idx) {
+        ee_err_set(err, "out of memory");
+        goto done;
+    }
+    for (int gi = 0; gi < ngroups; gi++) {
+        const size_t first = (size_t)gi * G;
+        const float *e = efmaps + first * C * hw;
+        /* Every channel to unit RMS over the group: the key's scales would
+         * otherwise weight the channels in the least squares. */
+        for (int c = 0; c < C; c++) rms[c] = 0;
+        for (int g = 0; g < G; g++)
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < hw; p++) {
+                    double v = e[((size_t)g * C + c) * hw + p];
+                    rms[c] += v * v;
+                }
+        for (int c = 0; c < C; c++) rms[c] = sqrt(rms[c] / ((double)G * hw));
+        for (int g = 0; g < G; g++)
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < hw; p++) {
+                    const size_t q = ((size_t)g * C + c) * hw + p;
+                    ws.F[q] = rms[c] > 0 ? e[q] / rms[c] : 0;
+                }
+        for (size_t q = 0; q < (size_t)G * hw; q++) x[q] = start[first * hw + q];
+        int it = 0;
+        deconv_group(&ws, G, x, &it, &res[gi]);
+        most = it > most ? it : most;
+        for (int g = 0; g < G; g++)
+            stretch01_d(x + (size_t)g * hw, out + (first + g) * hw, hw);
+    }
+    if (info) {
+        qsort(res, (size_t)ngroups, sizeof(double), cmp_double);
+        info->iterations = most;
+        info->resid = ngroups % 2 ? res[ngroups / 2] : (res[ngroups / 2 - 1] + res[ngroups / 2]) / 2;
+        info->resid_max = res[ngroups - 1];
+    }
+    rc = 0;
+done:
+    free(x), free(res), free(rms), free(ws.F), free(ws.W), free(ws.S), free(ws.r), free(ws.patch),
+        free(ws.idx);
+    return rc;
 }
 
 /* ---- 2. attack B: the public weights ---------------------------------------- */
@@ -84,12 +478,6 @@ static void directions(const float *w, int co, int ci, int kk, double *dir, doub
         norm[q] = sqrt(s);
         for (int t = 0; t < kk; t++) dir[q * kk + t] = norm[q] > TINY_NORM ? k[t] / norm[q] : 0;
     }
-}
-
-static double dot(const double *a, const double *b, int n) {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
 }
 
 /* Assignment on cost [n][n] -> perm, and the fraction of rows whose
@@ -289,6 +677,10 @@ void ee_audit_cnn_result_free(ee_audit_cnn_result *res) {
     free(res->recon_a_mean);
     free(res->recon_a_max);
     free(res->recon_b);
+    free(res->recon_a_aligned);
+    free(res->recon_a_deconv1);
+    free(res->recon_a_pc);
+    free(res->recon_a_deconvn);
     memset(res, 0, sizeof *res);
 }
 
@@ -303,11 +695,6 @@ static double pearson(const float *a, const float *b, int n) {
     }
     double r = sab / sqrt(saa * sbb);
     return isfinite(r) ? r : 0; /* a flat picture correlates with nothing */
-}
-
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
 }
 
 /* Quantile q of sorted v[n], interpolated linearly. */
@@ -354,16 +741,14 @@ static int score(const ee_cnn_model *plain, const float *recon, const float *tru
     return rc;
 }
 
-static int run_a(const ee_cnn_model *enc, const ee_cnn_model *plain, const float *efm,
-                 const float *grey, const float *labels, int n, ee_cnn_inv_a_mode mode,
-                 float *pic, float *readable, ee_audit_cnn_score *sc, ee_err *err) {
+/* Attack A's pictures pic [n][hw], in arbitrary units: scored scaled to
+ * [0, 1] by their maximum, against the grey image (mean of the input
+ * channels), and classified copied into every input channel (readable
+ * [n][image len] scratch). */
+static int score_a(const ee_cnn_model *plain, const float *pic, const float *grey,
+                   const float *labels, int n, float *readable, ee_audit_cnn_score *sc,
+                   ee_err *err) {
     const int hw = plain->hp.in_h * plain->hp.in_w, in_c = plain->hp.in_c;
-    double t0 = ee_now_ms();
-    if (ee_cnn_invert_a(enc, efm, n, mode, pic, err)) return -1;
-    sc->seconds = (ee_now_ms() - t0) / 1e3;
-    /* Its units are arbitrary: scored scaled to [0, 1] by its maximum,
-     * against the grey image (mean of the input channels), and classified
-     * copied into every input channel. */
     float *scaled = malloc(sizeof(float) * (size_t)n * hw);
     if (!scaled) return ee_err_set(err, "out of memory");
     for (int i = 0; i < n; i++) {
@@ -377,6 +762,26 @@ static int run_a(const ee_cnn_model *enc, const ee_cnn_model *plain, const float
     int rc = score(plain, scaled, grey, hw, readable, labels, n, sc, err);
     free(scaled);
     return rc ? -1 : 0;
+}
+
+static int run_a(const ee_cnn_model *enc, const ee_cnn_model *plain, const float *efm,
+                 const float *grey, const float *labels, int n, ee_cnn_inv_a_mode mode,
+                 float *pic, float *readable, ee_audit_cnn_score *sc, ee_err *err) {
+    double t0 = ee_now_ms();
+    if (ee_cnn_invert_a(enc, efm, n, mode, pic, err)) return -1;
+    sc->seconds = (ee_now_ms() - t0) / 1e3;
+    return score_a(plain, pic, grey, labels, n, readable, sc, err);
+}
+
+/* The deconvolution from start (whose own time is start_s), scored. */
+static int run_deconv(const ee_cnn_model *enc, const ee_cnn_model *plain, const float *efm,
+                      const float *grey, const float *labels, int n, const float *start,
+                      double start_s, bool joint, float *pic, float *readable,
+                      ee_cnn_deconv_info *info, ee_audit_cnn_score *sc, ee_err *err) {
+    double t0 = ee_now_ms();
+    if (ee_cnn_invert_a_deconv(enc, efm, n, start, joint, pic, info, err)) return -1;
+    sc->seconds = start_s + (ee_now_ms() - t0) / 1e3;
+    return score_a(plain, pic, grey, labels, n, readable, sc, err);
 }
 
 int ee_audit_cnn_run(const ee_cnn_model *enc, const ee_cnn_model *pub, const ee_cnn_model *plain,
@@ -407,10 +812,16 @@ int ee_audit_cnn_run(const ee_cnn_model *enc, const ee_cnn_model *pub, const ee_
     res->images = malloc(sizeof(float) * (size_t)n * il);
     res->recon_a_mean = malloc(sizeof(float) * (size_t)n * hw);
     res->recon_a_max = malloc(sizeof(float) * (size_t)n * hw);
+    res->recon_a_aligned = malloc(sizeof(float) * (size_t)n * hw);
+    res->recon_a_deconv1 = malloc(sizeof(float) * (size_t)n * hw);
+    res->recon_a_pc = malloc(sizeof(float) * (size_t)n * hw);
+    res->recon_a_deconvn = malloc(sizeof(float) * (size_t)n * hw);
     if (pub) res->recon_b = malloc(sizeof(float) * (size_t)n * il);
     int rc = -1;
     if (!fm || !efm || !grey || !readable || !logits || !rank || !count || !res->images ||
-        !res->recon_a_mean || !res->recon_a_max || (pub && !res->recon_b)) {
+        !res->recon_a_mean || !res->recon_a_max || !res->recon_a_aligned ||
+        !res->recon_a_deconv1 || !res->recon_a_pc || !res->recon_a_deconvn ||
+        (pub && !res->recon_b)) {
         ee_err_set(err, "out of memory");
         goto done;
     }
@@ -446,6 +857,22 @@ int ee_audit_cnn_run(const ee_cnn_model *enc, const ee_cnn_model *pub, const ee_
               &res->a_mean, err) ||
         run_a(enc, plain, efm, grey, labels, n, EE_CNN_INV_A_MAX, res->recon_a_max, readable,
               &res->a_max, err))
+        goto done;
+    /* The stronger A: from each map alone the aligned mean and, started
+     * from it, the deconvolution; from all n maps together the pooled PC
+     * and, started from it, the deconvolution with shared filters. */
+    if (run_a(enc, plain, efm, grey, labels, n, EE_CNN_INV_A_ALIGNED, res->recon_a_aligned,
+              readable, &res->a_aligned, err) ||
+        run_deconv(enc, plain, efm, grey, labels, n, res->recon_a_aligned,
+                   res->a_aligned.seconds, false, res->recon_a_deconv1, readable, &res->deconv1,
+                   &res->a_deconv1, err))
+        goto done;
+    double tpc = ee_now_ms();
+    if (ee_cnn_invert_a_pc(enc, efm, n, res->recon_a_pc, err)) goto done;
+    res->a_pc.seconds = (ee_now_ms() - tpc) / 1e3;
+    if (score_a(plain, res->recon_a_pc, grey, labels, n, readable, &res->a_pc, err) ||
+        run_deconv(enc, plain, efm, grey, labels, n, res->recon_a_pc, res->a_pc.seconds, true,
+                   res->recon_a_deconvn, readable, &res->deconvn, &res->a_deconvn, err))
         goto done;
 
     /* B: the encrypted model, the public one and the maps. */

@@ -7,10 +7,38 @@
  * adversary holds (never the key, the labels or the images):
  *
  *   A  a worker without the public weights (private weights, or anyone who
- *      sees the traffic): "channel mean". Each channel of the map is
- *      divided by its own maximum over the image, which removes its unknown
- *      scale (an all-zero channel contributes nothing), and the channels
- *      are averaged (or their maximum taken) into an h x w picture.
+ *      sees the traffic). From one map alone:
+ *        "channel mean" / "channel max": each channel divided by its own
+ *          maximum over the image, which removes its unknown scale (an
+ *          all-zero channel contributes nothing), averaged (or their
+ *          maximum taken) into an h x w picture;
+ *        "aligned mean": each channel min-max normalised (scale- and
+ *          offset-free), its polarity aligned to the consensus (a channel
+ *          that correlates negatively with the mean picture enters as
+ *          1 - v; three rounds), averaged with weights its contrast (the
+ *          standard deviation of the normalised channel);
+ *        "deconvolution": the map IS relu(w_c * x + b_c) with unknown k x k
+ *          filters w_c and biases b_c (the key's positive scale s0 folds
+ *          into them; the permutation does not matter), so the filters and
+ *          the image are fitted jointly by alternating least squares
+ *          (filters with the picture fixed, then the picture; a zero entry
+ *          counts only where the fit puts it above 0), started from the
+ *          aligned mean, every channel first divided by its RMS (else the
+ *          key's scales would weight the channels: the result is the same
+ *          for every key).
+ *      From the n maps a worker intercepts (same key: every channel keeps
+ *      its filter, scale and position across maps); never labels, images
+ *      or weights:
+ *        "pooled PC": each channel standardised over all maps, the first
+ *          principal component of the channel vectors of all pixels of all
+ *          maps, each pixel projected on it;
+ *        "deconvolution from n maps": as above, one set of filters shared
+ *          by all maps, started from the pooled PC.
+ *      The deconvolution assumes the stem's kernel is as large as block
+ *      1's (which the encrypted file shows), stride 1, "same" zero
+ *      padding, one grey input channel (exact for in_c = 1). Its fit is
+ *      determined only up to x -> a x + d, which the correlation ignores,
+ *      and its sign is the start's.
  *
  *   B  a worker that also holds the public plaintext weights, stem
  *      included:
@@ -46,15 +74,41 @@
 /* ---- the adversaries ------------------------------------------------------ */
 
 typedef enum ee_cnn_inv_a_mode {
-    EE_CNN_INV_A_MEAN, /* average of the max-normalised channels */
-    EE_CNN_INV_A_MAX,  /* per pixel, the largest max-normalised channel */
+    EE_CNN_INV_A_MEAN,    /* average of the max-normalised channels */
+    EE_CNN_INV_A_MAX,     /* per pixel, the largest max-normalised channel */
+    EE_CNN_INV_A_ALIGNED, /* min-max normalised, polarity-aligned, contrast-weighted mean */
 } ee_cnn_inv_a_mode;
 
-/* Attack A. enc: the encrypted model (for its shape only); efmaps [n][fmap
- * len] as the worker receives them; out [n][h * w] pictures in arbitrary
- * units (>= 0; all zero for an all-zero map). */
+/* Attack A from one map at a time. enc: the encrypted model (for its shape
+ * only); efmaps [n][fmap len] as the worker receives them, each inverted
+ * on its own; out [n][h * w] pictures in arbitrary units (>= 0; all zero
+ * for an all-zero map; ALIGNED: stretched to [0, 1]). */
 int ee_cnn_invert_a(const ee_cnn_model *enc, const float *efmaps, int n, ee_cnn_inv_a_mode mode,
                     float *out, ee_err *err);
+
+/* Attack A "pooled PC" from all n maps together (one key): out [n][h * w]
+ * each stretched to [0, 1] (0 for a flat one). Its sign: the one that
+ * correlates positively with the channel-mean pictures of the same maps. */
+int ee_cnn_invert_a_pc(const ee_cnn_model *enc, const float *efmaps, int n, float *out,
+                       ee_err *err);
+
+/* What the deconvolution's fit says, without the key or the images. */
+typedef struct ee_cnn_deconv_info {
+    int iterations;    /* rounds, the largest over the fits */
+    /* Relative misfit sqrt(sum (relu(w * x + b) - map)^2 / sum map^2) of the
+     * RMS-normalised maps (0: the maps are explained exactly), the median
+     * and the largest over the fits. */
+    double resid, resid_max;
+} ee_cnn_deconv_info;
+
+/* Attack A "deconvolution": start [n][h * w] the starting pictures (any
+ * scale and offset; their polarity is kept); joint: false fits every map
+ * on its own (its own filters: one map), true all n with one set of
+ * filters (n intercepted maps). out [n][h * w] stretched to [0, 1]; out
+ * may be start. info may be NULL. */
+int ee_cnn_invert_a_deconv(const ee_cnn_model *enc, const float *efmaps, int n,
+                           const float *start, bool joint, float *out, ee_cnn_deconv_info *info,
+                           ee_err *err);
 
 /* What attack B reads from the weights (steps 1 and 2). */
 typedef struct ee_cnn_recovered {
@@ -97,6 +151,10 @@ typedef struct ee_audit_cnn_result {
     double acc_chance;        /* 1 / classes */
     double acc_majority;      /* share of the most frequent label */
     ee_audit_cnn_score a_mean, a_max, b;
+    /* A, the stronger variants: from one map (aligned mean, deconvolution)
+     * and from all n maps of the test set (pooled PC, deconvolution). */
+    ee_audit_cnn_score a_aligned, a_deconv1, a_pc, a_deconvn;
+    ee_cnn_deconv_info deconv1, deconvn;
     /* B, checked against the key's secrets */
     double perm0_correct, perm1_correct; /* fractions */
     double scale0_err;        /* max relative error of s0 after the best common factor */
@@ -106,6 +164,7 @@ typedef struct ee_audit_cnn_result {
     /* The reconstructions, for looking at them: [n][image_len] (true) and
      * [n][h * w] (A) / [n][image_len] (B; NULL when B did not run). */
     float *images, *recon_a_mean, *recon_a_max, *recon_b;
+    float *recon_a_aligned, *recon_a_deconv1, *recon_a_pc, *recon_a_deconvn; /* [n][h * w] */
 } ee_audit_cnn_result;
 
 /* enc: the encrypted file's model; pub: the public weights (NULL: attack

@@ -236,6 +236,115 @@ START_TEST(a_normalises_channels) {
 }
 END_TEST
 
+/* The aligned mean on a hand-made map whose inverted channels outweigh the
+ * rest: picture P; three channels 10 + P (a bright background, little
+ * contrast after dividing by the maximum), two 1 - P at full contrast, a
+ * flat one and an all-zero one. The channel mean comes out inverted
+ * (correlation -1); the aligned mean flips the two and returns P itself. */
+START_TEST(a_aligned_flips_inverted_channels) {
+    ee_cnn_model m;
+    memset(&m, 0, sizeof m);
+    m.hp.in_h = 1, m.hp.in_w = 4, m.hp.client_blocks = 1;
+    m.blocks[0].c_out = 7;
+    const float P[4] = {0, 0.2f, 0.5f, 1};
+    const float gain[7] = {1, 2, 0.5f, 3, 0.25f, 5, 0};
+    float e[7 * 4], mean[4], al[4];
+    for (int j = 0; j < 7; j++)
+        for (int p = 0; p < 4; p++)
+            e[j * 4 + p] = gain[j] * (j < 3 ? 10 + P[p] : j < 5 ? 1 - P[p] : 1);
+    ee_err err = {{0}};
+    ck_assert(ee_cnn_invert_a(&m, e, 1, EE_CNN_INV_A_MEAN, mean, &err) == 0);
+    ck_assert(ee_cnn_invert_a(&m, e, 1, EE_CNN_INV_A_ALIGNED, al, &err) == 0);
+    double mp = 0, mm = 0, cov = 0, vp = 0, vm = 0;
+    for (int p = 0; p < 4; p++) mp += P[p] / 4, mm += mean[p] / 4;
+    for (int p = 0; p < 4; p++)
+        cov += (P[p] - mp) * (mean[p] - mm), vp += (P[p] - mp) * (P[p] - mp),
+            vm += (mean[p] - mm) * (mean[p] - mm);
+    ck_assert_msg(cov / sqrt(vp * vm) < -0.99, "channel mean correlation %g", cov / sqrt(vp * vm));
+    for (int p = 0; p < 4; p++) ck_assert_float_eq_tol(al[p], P[p], 1e-6);
+    /* an all-zero map: all-zero picture */
+    float z[7 * 4] = {0};
+    ck_assert(ee_cnn_invert_a(&m, z, 1, EE_CNN_INV_A_ALIGNED, al, &err) == 0);
+    for (int p = 0; p < 4; p++) ck_assert_float_eq(al[p], 0);
+}
+END_TEST
+
+/* The stronger A variants on the random model and its noise-like images,
+ * without the weights: the aligned mean beats the channel mean; the
+ * deconvolution of all 24 maps together reconstructs the images. */
+START_TEST(a_stronger_variants) {
+    fixture fx;
+    fx_open(&fx);
+    ee_err err = {{0}};
+    ee_audit_cnn_result r;
+    ck_assert_msg(ee_audit_cnn_run(fx.enc, NULL, fx.plain, &fx.sk, fx.images, fx.labels, NIMG, &r,
+                                   &err) == 0, "%s", err.msg);
+    ck_assert(r.a_aligned.ran && r.a_deconv1.ran && r.a_pc.ran && r.a_deconvn.ran);
+    ck_assert_msg(r.a_aligned.corr_median > r.a_mean.corr_median + 0.05, "aligned %.4f mean %.4f",
+                  r.a_aligned.corr_median, r.a_mean.corr_median);
+    ck_assert_msg(r.a_deconvn.corr_median > 0.97 && r.a_deconvn.corr_p10 > 0.95,
+                  "deconv from %d maps: median %.4f p10 %.4f", NIMG, r.a_deconvn.corr_median,
+                  r.a_deconvn.corr_p10);
+    ck_assert_msg(r.a_deconvn.accuracy >= 0.75, "read %.3f", r.a_deconvn.accuracy);
+    ck_assert_msg(r.a_pc.corr_median < r.a_deconvn.corr_median &&
+                      r.a_deconv1.corr_median < r.a_deconvn.corr_median,
+                  "pc %.4f one map %.4f", r.a_pc.corr_median, r.a_deconv1.corr_median);
+    ck_assert_msg(r.deconvn.iterations >= 1 && r.deconvn.resid < 0.5 && r.deconvn.resid_max == r.deconvn.resid,
+                  "fit %d rounds misfit %g", r.deconvn.iterations, r.deconvn.resid);
+    ck_assert(r.deconv1.iterations >= 1 && isfinite(r.deconv1.resid));
+    for (int q = 0; q < NIMG * IMG * IMG; q++)
+        ck_assert(r.recon_a_deconvn[q] >= 0 && r.recon_a_deconvn[q] <= 1);
+    ee_audit_cnn_result_free(&r);
+    fx_close(&fx);
+}
+END_TEST
+
+/* The deconvolution cannot depend on the key: the maps of the same images
+ * under another key (other permutation, other scales) give the same
+ * pictures. */
+START_TEST(a_deconv_ignores_the_key) {
+    fixture fx;
+    fx_open(&fx);
+    ee_err err = {{0}};
+    enum { FL = C0 * IMG * IMG, HW = IMG * IMG };
+    static float fm[NIMG * FL], e1[NIMG * FL], e2[NIMG * FL];
+    static float s1[NIMG * HW], s2[NIMG * HW], d1[NIMG * HW], d2[NIMG * HW];
+    uint8_t secret[EE_KEY_BYTES];
+    for (int i = 0; i < EE_KEY_BYTES; i++) secret[i] = (uint8_t)(31 * i + 5);
+    ee_key master, other;
+    ee_key_from_bytes(&master, secret);
+    ck_assert_msg(ee_scheme_key(&master, fx.gp, EE_SCHEME_CNN, &other, &err) == 0, "%s", err.msg);
+    ee_cnn_cipher c1, c2;
+    ck_assert(ee_cnn_stem(fx.plain, fx.images, NIMG, fm, &err) == 0);
+    ck_assert(ee_cnn_cipher_init(&c1, &fx.sk, C0, HW, NCLASS, &err) == 0);
+    ck_assert(ee_cnn_cipher_init(&c2, &other, C0, HW, NCLASS, &err) == 0);
+    int moved = 0;
+    for (int i = 0; i < C0; i++) moved += c1.perm[i] != c2.perm[i];
+    ck_assert_int_gt(moved, 0);
+    for (int i = 0; i < NIMG; i++) {
+        ee_cnn_fmap_encrypt(&c1, fm + (size_t)i * FL, e1 + (size_t)i * FL);
+        ee_cnn_fmap_encrypt(&c2, fm + (size_t)i * FL, e2 + (size_t)i * FL);
+    }
+    ee_cnn_deconv_info i1, i2;
+    ck_assert(ee_cnn_invert_a_pc(fx.enc, e1, NIMG, s1, &err) == 0);
+    ck_assert(ee_cnn_invert_a_pc(fx.enc, e2, NIMG, s2, &err) == 0);
+    ck_assert(ee_cnn_invert_a_deconv(fx.enc, e1, NIMG, s1, true, d1, &i1, &err) == 0);
+    ck_assert(ee_cnn_invert_a_deconv(fx.enc, e2, NIMG, s2, true, d2, &i2, &err) == 0);
+    double worst = 0;
+    for (int q = 0; q < NIMG * HW; q++) worst = fmax(worst, fabs((double)d1[q] - d2[q]));
+    ck_assert_msg(worst < 1e-3, "pictures differ by %g between keys", worst);
+    ck_assert_double_eq_tol(i1.resid, i2.resid, 1e-6);
+    /* no maps: nothing to do */
+    ck_assert(ee_cnn_invert_a_deconv(fx.enc, e1, 0, s1, true, d1, &i1, &err) == 0);
+    ck_assert_int_eq(i1.iterations, 0);
+    ee_cnn_cipher_free(&c1);
+    ee_cnn_cipher_free(&c2);
+    ee_key_wipe(&master);
+    ee_key_wipe(&other);
+    fx_close(&fx);
+}
+END_TEST
+
 START_TEST(lstsq_solves_and_reports_rank) {
     /* Overdetermined, consistent: x = (1, -2). */
     const double A[8] = {1, 0, 0, 1, 1, 1, 2, -1};
@@ -271,6 +380,9 @@ Suite *suite_audit_cnn(void) {
     tcase_add_test(tc, b_fails_with_other_weights);
     tcase_add_test(tc, refuses_bad_inputs);
     tcase_add_test(tc, a_normalises_channels);
+    tcase_add_test(tc, a_aligned_flips_inverted_channels);
+    tcase_add_test(tc, a_stronger_variants);
+    tcase_add_test(tc, a_deconv_ignores_the_key);
     tcase_add_test(tc, lstsq_solves_and_reports_rank);
     suite_add_tcase(s, tc);
     return s;

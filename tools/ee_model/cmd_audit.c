@@ -41,8 +41,13 @@ static const char *HELP_TEXT =
     "  map a client sends (core/ee/ee_audit_cnn.h). The key and the test set only\n"
     "  make the maps (plaintext stem, then the client's cipher) and score the\n"
     "  results; the attacks get ENC, the public weights and the maps:\n"
-    "    A  no public weights (private weights, or a traffic observer): each\n"
-    "       channel normalised by its maximum, then averaged (or maxed) into a picture\n"
+    "    A  no public weights (private weights, or a traffic observer). From one\n"
+    "       map: channel mean / max (each channel divided by its maximum), aligned\n"
+    "       mean (min-max, polarity-aligned, contrast-weighted), and a blind\n"
+    "       deconvolution (filters and image fitted together by alternating least\n"
+    "       squares); from all the test set's maps together (one key: what a worker\n"
+    "       sees over time): pooled principal component, and the deconvolution with\n"
+    "       one set of filters. The verdict names the best.\n"
     "    B  with --public: the channel permutations and scales read off the block-1\n"
     "       kernels, then each image solved from the map by least squares\n"
     "  Reports per-image correlation with the true image (median, 10th percentile),\n"
@@ -52,7 +57,9 @@ static const char *HELP_TEXT =
     "  --plain-model  the model ENC was encrypted from (default --public); without\n"
     "                 --public it is needed for the harness and only A runs\n"
     "  --dump-pgm     write the first 8 images, original / A / B, as 64x64 PGM files\n"
-    "                 (A scaled by its maximum, B clamped to [0, 1] for display only)\n";
+    "                 (_a: channel mean or max; _a_aligned, _a_deconv1, _a_pc,\n"
+    "                 _a_deconvn; _a_best: the best A; A scaled by its maximum, B\n"
+    "                 clamped to [0, 1] for display only)\n";
 
 /* general.architecture of the --model file, if argv names one that opens. */
 static bool model_is_cnn(int argc, char **argv) {

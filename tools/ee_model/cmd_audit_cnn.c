@@ -82,11 +82,19 @@ static int write_pgm(const char *dir, const char *name, const float *pic, int h,
     return 0;
 }
 
+/* Attack A's pictures for dump_pgm: file tag and [n][h * w]. */
+typedef struct a_pics {
+    const char *tag;
+    const float *pics;
+} a_pics;
+
 /* The first (up to) 8 images: NN_label_original.pgm (pixels as they are),
- * NN_label_a.pgm (attack A's better mode, scaled by its maximum) and
- * NN_label_b.pgm (attack B's raw output, clamped to [0, 1] for display). */
-static int dump_pgm(const char *dir, const ee_audit_cnn_result *r, const float *a_pics,
-                    const float *labels, ee_err *err) {
+ * NN_label_b.pgm (attack B's raw output, clamped to [0, 1] for display)
+ * and attack A's pictures, each scaled by its maximum: NN_label_a.pgm (the
+ * better channel mode, as before), one file for each of the a[na] and
+ * NN_label_a_best.pgm (the best A variant, best). */
+static int dump_pgm(const char *dir, const ee_audit_cnn_result *r, const a_pics *a, int na,
+                    const float *best, const float *labels, ee_err *err) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return ee_err_set(err, "--dump-pgm: cannot create %s: %s", dir, strerror(errno));
     const int hw = r->h * r->w, in_c = r->image_len / hw;
@@ -107,12 +115,14 @@ static int dump_pgm(const char *dir, const ee_audit_cnn_result *r, const float *
             snprintf(name, sizeof name, "%02d_label%d_%s.pgm", i, (int)labels[i], tags[s]);
             rc = write_pgm(dir, name, grey, r->h, r->w, 1.0, err);
         }
-        if (rc) break;
-        const float *a = a_pics + (size_t)i * hw;
-        float mx = 0;
-        for (int p = 0; p < hw; p++) mx = a[p] > mx ? a[p] : mx;
-        snprintf(name, sizeof name, "%02d_label%d_a.pgm", i, (int)labels[i]);
-        rc = write_pgm(dir, name, a, r->h, r->w, mx > 0 ? 1.0 / mx : 0, err);
+        for (int k = 0; k <= na && !rc; k++) {
+            const float *pa = (k < na ? a[k].pics : best) + (size_t)i * hw;
+            float mx = 0;
+            for (int p = 0; p < hw; p++) mx = pa[p] > mx ? pa[p] : mx;
+            snprintf(name, sizeof name, "%02d_label%d_%s.pgm", i, (int)labels[i],
+                     k < na ? a[k].tag : "a_best");
+            rc = write_pgm(dir, name, pa, r->h, r->w, mx > 0 ? 1.0 / mx : 0, err);
+        }
     }
     free(grey);
     return rc;
@@ -120,17 +130,33 @@ static int dump_pgm(const char *dir, const ee_audit_cnn_result *r, const float *
 
 /* ---- verdicts ---------------------------------------------------------------- */
 
-static void verdict_a(const ee_audit_cnn_result *r, const ee_audit_cnn_score *a, const char *mode,
+/* One attack-A variant as the report names it. */
+typedef struct a_variant {
+    const char *key;   /* JSON field */
+    const char *label; /* text */
+    const char *what;  /* for the verdict: "the channel mean of each encrypted map" */
+    bool many;         /* needs all the intercepted maps, not one */
+    const ee_audit_cnn_score *sc;
+    const float *pics; /* [n][h * w] */
+} a_variant;
+
+static void verdict_a(const ee_audit_cnn_result *r, const a_variant *best, const a_variant *one,
                       char *out, size_t cap) {
     const double base = fmax(r->acc_chance, r->acc_majority);
+    const ee_audit_cnn_score *a = best->sc;
     const char *what = a->accuracy >= 0.9 * r->acc_true ? "the digit is readable"
                        : a->accuracy >= 2 * base        ? "the digit is partly readable"
                                                         : "the digit is not readable by this attack";
-    snprintf(out, cap,
-             "worker without the public weights: %s from the channel %s of the encrypted map "
-             "(the plaintext model reads %.1f%% of the pictures, %.1f%% of the true images, "
-             "chance %.1f%%; median correlation with the image %.2f)",
-             what, mode, 100 * a->accuracy, 100 * r->acc_true, 100 * base, a->corr_median);
+    int k = snprintf(out, cap,
+                     "worker without the public weights: %s from %s (the plaintext model reads "
+                     "%.1f%% of the pictures, %.1f%% of the true images, chance %.1f%%; median "
+                     "correlation with the image %.2f)",
+                     what, best->what, 100 * a->accuracy, 100 * r->acc_true, 100 * base,
+                     a->corr_median);
+    if (best != one && k > 0 && (size_t)k < cap)
+        snprintf(out + k, cap - (size_t)k,
+                 "; from one map alone, %s: %.1f%% read, median correlation %.2f", one->label,
+                 100 * one->sc->accuracy, one->sc->corr_median);
 }
 
 static void verdict_b(const ee_audit_cnn_result *r, char *out, size_t cap) {
@@ -165,10 +191,18 @@ static json_t *score_json(const ee_audit_cnn_score *s) {
 }
 
 static void print_score(const char *name, const ee_audit_cnn_score *s, const char *err_note) {
-    printf("  %-14s correlation with the image: median %.4f, 10th percentile %.4f\n", name,
+    printf("  %-18s correlation with the image: median %.4f, 10th percentile %.4f\n", name,
            s->corr_median, s->corr_p10);
-    printf("  %-14s plaintext model reads %.1f%% of the reconstructions; max abs pixel error "
+    printf("  %-18s plaintext model reads %.1f%% of the reconstructions; max abs pixel error "
            "%.3g%s; %.4f s\n", "", 100 * s->accuracy, s->max_abs_err, err_note, s->seconds);
+}
+
+static json_t *deconv_json(const ee_cnn_deconv_info *d) {
+    json_t *o = json_object();
+    json_object_set_new(o, "iterations_max", json_integer(d->iterations));
+    json_object_set_new(o, "misfit_median", jnum(d->resid));
+    json_object_set_new(o, "misfit_max", jnum(d->resid_max));
+    return o;
 }
 
 /* ---- the command --------------------------------------------------------------- */
@@ -242,13 +276,41 @@ int cmd_audit_cnn(int argc, char **argv) {
     if (ee_audit_cnn_run(enc, pub, plain, &sk, images, labels, n, &r, &err)) goto done;
 
     const bool a_max = r.a_max.corr_median > r.a_mean.corr_median;
-    const ee_audit_cnn_score *abest = a_max ? &r.a_max : &r.a_mean;
-    const char *amode = a_max ? "max" : "mean";
-    char va[512], vb[512] = "";
-    verdict_a(&r, abest, amode, va, sizeof va);
+    char many_what[2][160], many_label[2][64];
+    snprintf(many_what[0], sizeof many_what[0],
+             "the first principal component of all %d intercepted maps together", r.n);
+    snprintf(many_what[1], sizeof many_what[1],
+             "a blind deconvolution of all %d intercepted maps together (shared filters)", r.n);
+    snprintf(many_label[0], sizeof many_label[0], "pooled PC (%d maps)", r.n);
+    snprintf(many_label[1], sizeof many_label[1], "deconv (%d maps)", r.n);
+    const a_variant av[] = {
+        {"channel_mean", "channel mean", "the channel mean of each encrypted map", false,
+         &r.a_mean, r.recon_a_mean},
+        {"channel_max", "channel max", "the channel max of each encrypted map", false, &r.a_max,
+         r.recon_a_max},
+        {"aligned_mean", "aligned mean", "the polarity-aligned channel mean of each encrypted map",
+         false, &r.a_aligned, r.recon_a_aligned},
+        {"deconv_one_map", "deconv (1 map)", "a blind deconvolution of each encrypted map alone",
+         false, &r.a_deconv1, r.recon_a_deconv1},
+        {"pooled_pc", many_label[0], many_what[0], true, &r.a_pc, r.recon_a_pc},
+        {"deconv_pooled", many_label[1], many_what[1], true, &r.a_deconvn, r.recon_a_deconvn},
+    };
+    const int nav = (int)(sizeof av / sizeof av[0]);
+    /* The best by median correlation, overall and from one map alone. */
+    const a_variant *best = &av[0], *best1 = &av[0];
+    for (int k = 1; k < nav; k++) {
+        if (av[k].sc->corr_median > best->sc->corr_median) best = &av[k];
+        if (!av[k].many && av[k].sc->corr_median > best1->sc->corr_median) best1 = &av[k];
+    }
+    char va[768], vb[512] = "";
+    verdict_a(&r, best, best1, va, sizeof va);
     if (pub) verdict_b(&r, vb, sizeof vb);
-    if (f[DUMP].present &&
-        dump_pgm(f[DUMP].value, &r, a_max ? r.recon_a_max : r.recon_a_mean, labels, &err))
+    const a_pics dump_a[] = {{"a", a_max ? r.recon_a_max : r.recon_a_mean},
+                             {"a_aligned", r.recon_a_aligned},
+                             {"a_deconv1", r.recon_a_deconv1},
+                             {"a_pc", r.recon_a_pc},
+                             {"a_deconvn", r.recon_a_deconvn}};
+    if (f[DUMP].present && dump_pgm(f[DUMP].value, &r, dump_a, 5, best->pics, labels, &err))
         goto done;
 
     if (f[JSON].present) {
@@ -265,9 +327,18 @@ int cmd_audit_cnn(int argc, char **argv) {
         json_object_set_new(j, "accuracy_majority", jnum(r.acc_majority));
         json_t *a = json_object();
         json_object_set_new(a, "adversary", json_string(A_ADVERSARY));
-        json_object_set_new(a, "channel_mean", score_json(&r.a_mean));
-        json_object_set_new(a, "channel_max", score_json(&r.a_max));
-        json_object_set_new(a, "best", json_string(a_max ? "channel_max" : "channel_mean"));
+        for (int k = 0; k < nav; k++) {
+            json_t *v = score_json(av[k].sc);
+            if (k >= 2) { /* the newer variants say how many maps each picture used */
+                json_object_set_new(v, "maps", json_integer(av[k].many ? r.n : 1));
+                json_object_set_new(v, "label", json_string(av[k].label));
+            }
+            if (av[k].sc == &r.a_deconv1) json_object_set_new(v, "fit", deconv_json(&r.deconv1));
+            if (av[k].sc == &r.a_deconvn) json_object_set_new(v, "fit", deconv_json(&r.deconvn));
+            json_object_set_new(a, av[k].key, v);
+        }
+        json_object_set_new(a, "best", json_string(best->key));
+        json_object_set_new(a, "best_one_map", json_string(best1->key));
         json_object_set_new(a, "verdict", json_string(va));
         json_object_set_new(j, "attack_a", a);
         if (pub) {
@@ -300,8 +371,23 @@ int cmd_audit_cnn(int argc, char **argv) {
         printf("  baselines      plaintext model on the true images %.1f%%; chance %.1f%% (largest "
                "class %.1f%%)\n", 100 * r.acc_true, 100 * r.acc_chance, 100 * r.acc_majority);
         printf("A: %s\n", A_ADVERSARY);
-        print_score("channel mean", &r.a_mean, " (scaled to [0, 1])");
-        print_score("channel max", &r.a_max, " (scaled to [0, 1])");
+        printf("  from one map each:\n");
+        for (int k = 0; k < nav; k++) {
+            if (k == 4)
+                printf("  from all %d maps together (one key: a worker that sees the traffic; "
+                       "no labels, images or weights):\n", r.n);
+            print_score(av[k].label, av[k].sc, " (scaled to [0, 1])");
+            const ee_cnn_deconv_info *d = av[k].sc == &r.a_deconv1   ? &r.deconv1
+                                          : av[k].sc == &r.a_deconvn ? &r.deconvn
+                                                                     : NULL;
+            if (d)
+                printf("  %-18s fit (no key needed): relative misfit %.3g%s (largest %.3g), %d "
+                       "rounds at most; assumes a %dx%d stem kernel\n", "", d->resid,
+                       av[k].many ? "" : " median over maps", d->resid_max, d->iterations,
+                       enc->blocks[1].k, enc->blocks[1].k);
+        }
+        printf("  best               %s%s%s\n", best->label,
+               best != best1 ? "; best from one map: " : "", best != best1 ? best1->label : "");
         if (pub) {
             printf("B: %s (%s)\n", B_ADVERSARY, f[PUBLIC].value);
             printf("  permutations   perm0 %.0f%% correct (%.0f%% unambiguous), perm1 %.0f%% correct "
@@ -318,7 +404,9 @@ int cmd_audit_cnn(int argc, char **argv) {
         }
         printf("verdict A: %s\n", va);
         if (pub) printf("verdict B: %s\n", vb);
-        if (f[DUMP].present) printf("pictures: %s (first 8 images; 64x64 PGM)\n", f[DUMP].value);
+        if (f[DUMP].present)
+            printf("pictures: %s (first 8 images; 64x64 PGM; _a_best = %s)\n", f[DUMP].value,
+                   best->label);
     }
     rc = 0;
 done:
