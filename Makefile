@@ -436,7 +436,7 @@ bench-service: $(BINS) $(MODEL) | $(STAMP)/venv
 # perturbed weights, and the traffic-only and private-weights attacks.
 # The measured results are kept in docs/data/ so a later run can merge one
 # class into them (--quantized-into, --encoder-into) or re-render them.
-security-report: $(BINS) $(MODEL) $(MINILM) | $(STAMP)/venv
+security-report: $(BINS) $(MODEL) $(MINILM) $(CNN) | $(STAMP)/venv
 	$(PY) bench/security_report.py --model $(MODEL) --bin $(BUILD)/bin --write \
 	  --eps 0.01,0.02,0.05,0.1,0.2,0.3,0.5,0.7,1.0 --encoder $(MINILM) \
 	  --json-out docs/data/security-report.json

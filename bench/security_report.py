@@ -384,6 +384,8 @@ def main():
         class1_quantized(ee, args, res, key, d, secret)
         if os.path.exists(args.encoder):
             class1_encoder(ee, args, res, key, d)
+        if os.path.exists(args.cnn):
+            class5_cnn(ee, args, res, key, d)
         # class 2
         res["class2"] = []
         for e in (float(x) for x in args.eps.split(",")):
@@ -573,6 +575,37 @@ def render(res, args):
              f"(unigram / + bigram) of prompt tokens | {c4['seconds']:.0f} s | "
              f"what EE is for; a stronger decipherment (LM-guided, Kambhatla et al. 2018) may do "
              f"better |")
+    c5 = res.get("class5_cnn")
+    if c5:
+        a, o = c5["audit"], c5["other_weights"]
+        A, B = a["attack_a"], a["attack_b"]
+        one, many = A[A["best_one_map"]], A[A["best"]]
+        n = a["count"]
+        L.append(f"| 5. image classifier (digits CNN, ee-cnn-v1; measured {c5['date']}): worker with "
+                 f"the public weights | encrypted file without the stem + public plaintext model + "
+                 f"the encrypted feature maps of {n} test images | `ee-model audit` (eecnn): stem "
+                 f"permutation from the 3x3 kernel directions of block 1 (linear assignment), scales "
+                 f"from a log least-squares fit, each image by least squares over the active map "
+                 f"entries | permutations {pct(B['perm0_correct'])}/{pct(B['perm1_correct'])} correct; "
+                 f"**every image reconstructed**, max abs pixel error {B['max_abs_err']:.1g}; the "
+                 f"plaintext model reads {pct(B['accuracy'])} of the reconstructions "
+                 f"({pct(a['accuracy_true_images'])} of the true images). Control, another training "
+                 f"run's weights as \"public\": {pct(o['perm0_correct'])} of the permutation, "
+                 f"{pct(o['accuracy'])} read | {B['seconds']:.1f} s for {n} images, no key | none: "
+                 f"EE does not hide the image from this class |")
+        L.append(f"| 5b. the same model, a worker without the weights (private weights), or anyone "
+                 f"who reads the requests | the encrypted feature maps only (no weights) | blind "
+                 f"deconvolution: each channel is s relu(w * x + b) for an unknown 3x3 filter; "
+                 f"filters and image fitted together by alternating least squares, from one map, "
+                 f"or from many maps sharing the filters (simple channel statistics for comparison) "
+                 f"| from {many['maps']} maps: the plaintext model reads **{pct(many['accuracy'])}** "
+                 f"of the pictures, median correlation {many['corr_median']:.2f}; from one map: "
+                 f"{pct(one['accuracy'])}, {one['corr_median']:.2f}; channel mean: "
+                 f"{pct(A['channel_mean']['accuracy'])}, {A['channel_mean']['corr_median']:.2f} "
+                 f"(chance {pct(a['accuracy_majority'])}) | {many['seconds']:.1f} s ({many['maps']} "
+                 f"maps), {one['seconds']:.1f} s (one map each) | none for the image: the feature map "
+                 f"keeps where the ink is; sealed jobs keep it from the broker and other tenants, "
+                 f"not from the worker (docs/VISION.md) |")
     return "\n".join(L)
 
 
