@@ -88,6 +88,10 @@ kcat -C -b "$BOOT" -t ee.requests.digits.small -e -q -f '%s\n' 2>/dev/null \
 echo "   and returned (encrypted class scores; the key holder un-permutes them):"
 jq -c '{encrypted_scores: (.encrypted_scores | map(. * 100 | round / 100))}' <<<"$first"
 echo
-echo "== what EE protects here (docs/VISION.md, docs/SECURITY.md row 5): the image and the"
-echo "   stem stay with the key holder; the worker gets a permuted, scaled 16x8x8 feature map."
-echo "   That map is NOT a secret image: $(cat docs/data/vision-audit-line.txt 2>/dev/null || echo 'see docs/SECURITY.md row 5')"
+echo "== what EE protects here (docs/VISION.md, docs/SECURITY.md rows 5, 5b): the key holder keeps"
+echo "   the image, the stem and the labels; the worker sees a permuted, scaled 16x8x8 map of each"
+echo "   image and permuted scores. Measured now, on this demo's key (ee-model audit, 360 test digits):"
+$BIN/ee-model audit --model "$ENC" --public "$CNN" --key "$KEY" --test-set .cache/models/eecnn-digits-test.gguf \
+  --json >"$DEMO/vision-audit.json"
+jq -r '"   - " + .attack_b.verdict, "   - " + .attack_a.verdict' "$DEMO/vision-audit.json" | fold -s -w 96 | sed 's/^\([^ ]\)/     \1/'
+echo "   So the map is not a secret image: EE hides which class won, not the digit."
