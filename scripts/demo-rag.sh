@@ -94,5 +94,5 @@ jq -r '"== timings: search \(.search_ms|floor) ms, generation \(.generate_ms|flo
 echo
 echo "== what EE protects here (docs/RAG.md, docs/SECURITY.md): a worker holding the public"
 echo "   MiniLM/SmolLM2 weights reads the question and the answer: ee-model audit recovers 100% of"
-echo "   the encoder's permutations in ~13 s and 99.97% of SmolLM2's vocabulary in ~19 s (make"
+echo "   the encoder's permutations in ~9 s and 99.97% of SmolLM2's vocabulary in ~23 s (make"
 echo "   security-report, rows 1e and 1); the documents stay sealed by libsodium, whatever it holds."
