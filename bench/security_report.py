@@ -286,6 +286,21 @@ def class5_cnn(ee, args, res, key, d):
     os.unlink(enc)
 
 
+def merge_one(ee, args, base, measure):
+    """Measure one class (measure(ee, args, res, key, d)) under a fresh key,
+    merged into the earlier run's JSON `base`; write --json-out, render."""
+    res = json.load(open(base))
+    with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
+        key = os.path.join(d, "k.eekey")
+        run([ee, "keygen", "--out", key])
+        measure(ee, args, res, key, d)
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        with open(args.json_out, "w") as f:
+            json.dump(res, f, indent=1)
+    finish(res, args)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -313,30 +328,10 @@ def main():
                     help="measure only class 5 (the CNN) and merge it into an earlier --json-out")
     args = ap.parse_args()
     ee = os.path.join(args.bin, "ee-model")
-    if args.cnn_into:
-        res = json.load(open(args.cnn_into)) if os.path.exists(args.cnn_into) else {}
-        with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
-            key = os.path.join(d, "k.eekey")
-            run([ee, "keygen", "--out", key])
-            class5_cnn(ee, args, res, key, d)
-        if args.json_out:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-            with open(args.json_out, "w") as f:
-                json.dump(res, f, indent=1)
-        finish(res, args)
-        return
-    if args.encoder_into:
-        res = json.load(open(args.encoder_into))
-        with tempfile.TemporaryDirectory(prefix="ee-secrep-") as d:
-            key = os.path.join(d, "k.eekey")
-            run([ee, "keygen", "--out", key])
-            class1_encoder(ee, args, res, key, d)
-        if args.json_out:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-            with open(args.json_out, "w") as f:
-                json.dump(res, f, indent=1)
-        finish(res, args)
-        return
+    for base, measure in ((args.cnn_into, class5_cnn), (args.encoder_into, class1_encoder)):
+        if base:  # measure one class, merge it into an earlier run, render
+            merge_one(ee, args, base, measure)
+            return
     if not args.model and not args.from_json:
         sys.exit("security-report: --model PLAIN.gguf is required")
     if args.from_json:  # re-render a measured run (no measuring)
