@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <jansson.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -291,6 +292,7 @@ static int float_array(json_t *a, const char *path, size_t max, float **out, siz
         char p[64];
         snprintf(p, sizeof p, "%s[%zu]", path, i);
         if (number_field(json_array_get(a, i), p, &x, err)) return -1;
+        if (fabs(x) > FLT_MAX) FAIL(EE_PROTO_E_BAD_REQUEST, "%s: %g is outside the float range", p, x);
         (*out)[i] = (float)x;
     }
     *n_out = n;
@@ -795,8 +797,9 @@ static int reply_floats(json_t *a, const char *path, float **out, size_t *n_out,
     if (!(*out = malloc(n * sizeof **out))) return ee_err_set(err, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(a, i);
-        if (!json_is_number(e) || !isfinite(json_number_value(e)))
-            return ee_err_set(err, "%s[%zu]: must be a finite number", path, i);
+        if (!json_is_number(e) || !isfinite(json_number_value(e)) ||
+            fabs(json_number_value(e)) > FLT_MAX)
+            return ee_err_set(err, "%s[%zu]: must be a finite number in the float range", path, i);
         (*out)[i] = (float)json_number_value(e);
     }
     *n_out = n;
@@ -1047,8 +1050,9 @@ int ee_proto_index_record_parse(const char *buf, size_t len, ee_proto_index_reco
         rc = 0;
         for (size_t i = 0; i < out->dim && rc == 0; i++) {
             json_t *x = json_array_get(e, i);
-            if (!json_is_number(x) || !isfinite(json_number_value(x)))
-                rc = ee_err_set(err, "index record %s: embedding[%zu] is not a finite number",
+            if (!json_is_number(x) || !isfinite(json_number_value(x)) ||
+                fabs(json_number_value(x)) > FLT_MAX)
+                rc = ee_err_set(err, "index record %s: embedding[%zu] is not a finite float",
                                 out->id, i);
             else
                 out->embedding[i] = (float)json_number_value(x);

@@ -671,6 +671,7 @@ START_TEST(classify_request_and_reply) {
         {"\"input\":{\"fmap\":{}}}", EE_PROTO_E_BAD_REQUEST, "input.fmap: must be a non-empty"},
         {"\"input\":{\"fmap\":[1,\"x\"]}}", EE_PROTO_E_BAD_REQUEST, "input.fmap[1]"},
         {"\"input\":{\"fmap\":[1,null]}}", EE_PROTO_E_BAD_REQUEST, "input.fmap[1]"},
+        {"\"input\":{\"fmap\":[1,1e39]}}", EE_PROTO_E_BAD_REQUEST, "input.fmap[1]: 1e+39 is outside the float range"},
         {"\"input\":{\"tokens\":[1]}}", EE_PROTO_E_BAD_REQUEST, "not tokens"},
         {"\"input\":{\"fmap\":[1]},\"stream\":true}", EE_PROTO_E_BAD_REQUEST, "only generate jobs stream"},
     };
