@@ -29,6 +29,7 @@ static const char *USAGE =
     "usage: ee-producer classify --bootstrap HOST:PORT --model NAME --key K.eekey\n"
     "         --plain-model CNN.gguf --image FILE [--image FILE ...] [--invert] [--json]\n"
     "         [--class small|large] [--timeout-ms N] [--reply-to TOPIC] [--kafka PROP=VAL ...]\n"
+    "         [--pool-pk HEX --client-key FILE --tenant NAME]   (sealed and signed jobs)\n"
     "\n"
     "  Classifies images with an encrypted eecnn model served by the workers of\n"
     "  NAME (docs/VISION.md). Each image (PNG, PGM, JPEG, BMP: stb_image) is made\n"
@@ -39,10 +40,12 @@ static const char *USAGE =
     "  Prints one line per image: FILE: LABEL (class K, score S); --json: one object\n"
     "  per image with the scores and the encrypted scores the worker returned.\n"
     "  What a worker sees is the encrypted feature map; docs/SECURITY.md row 5 says\n"
-    "  what it can reconstruct from it, by adversary class.\n"
+    "  what it can reconstruct from it, by adversary class. Sealed jobs\n"
+    "  (docs/PROTOCOL.md) keep the map from the broker and other tenants.\n"
     "\n" PROD_EXIT_HELP;
 
-enum { BOOT, MODEL, KEY, PLAIN, IMAGE, INVERT, JSON, CLASS, TIMEOUT, REPLY, KAFKA, HELP, NF };
+enum { BOOT, MODEL, KEY, PLAIN, IMAGE, INVERT, JSON, CLASS, TIMEOUT, REPLY, KAFKA, POOLPK, CKEY,
+       TENANT, HELP, NF };
 
 static void print_result(const prod_client *cl, const char *image, const prod_job *j, bool json) {
     const ee_proto_reply *f = &j->final;
@@ -78,7 +81,8 @@ int prod_cmd_classify(int argc, char **argv) {
         [PLAIN] = {"--plain-model", true}, [IMAGE] = {"--image", true, true},
         [INVERT] = {"--invert", false}, [JSON] = {"--json", false}, [CLASS] = {"--class", true},
         [TIMEOUT] = {"--timeout-ms", true}, [REPLY] = {"--reply-to", true},
-        [KAFKA] = {"--kafka", true, true}, [HELP] = {"--help", false},
+        [KAFKA] = {"--kafka", true, true}, [POOLPK] = {"--pool-pk", true},
+        [CKEY] = {"--client-key", true}, [TENANT] = {"--tenant", true}, [HELP] = {"--help", false},
     };
     if (cli_wants_help(argc, argv)) {
         fputs(USAGE, stdout);
@@ -106,7 +110,9 @@ int prod_cmd_classify(int argc, char **argv) {
     }
     g.task = EE_TASK_CLASSIFY;
     g.invert = f[INVERT].present;
-    if (prod_client_open(&cl, c.plain_path, c.key_path, c.scheme, &err)) goto done;
+    if (prod_client_open(&cl, c.plain_path, c.key_path, c.scheme, &err) ||
+        prod_client_secure(&cl, c.pool_pk, c.client_key, c.tenant, &err))
+        goto done;
     if (!cl.cnn) {
         ee_err_set(&err, "--plain-model %s is not an image classifier (eecnn)", c.plain_path);
         goto done;

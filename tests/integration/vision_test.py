@@ -14,11 +14,15 @@ plaintext model and the same files (an oracle the service never touches):
     topics (the requests carry 1024 floats of feature map);
   - refusals come back as replies, nothing lost: a feature map of the wrong
     size and tokens instead of a map (bad_request), generate on the
-    classifier (unsupported_task).
+    classifier (unsupported_task);
+  - sealed and signed: a worker with require_sealed and require_signed
+    answers ee-producer classify --pool-pk --client-key --tenant with the
+    same predictions, and its request topic holds no feature map.
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -131,6 +135,49 @@ def main():
         print(f"  PASS refusals ({time.time() - t0:.1f}s): short map -> bad_request "
               f"({got['short-1']['error']['message']!r}); tokens, non-numbers -> bad_request; "
               f"generate -> unsupported_task", flush=True)
+
+        # 4. sealed and signed jobs: the same images through a worker that
+        # takes nothing else; the broker holds no feature map
+        t0 = time.time()
+        sw = os.path.join(args.work, "sealed")
+        os.makedirs(sw, exist_ok=True)
+        pool_pk = run([os.path.join(args.bin, "ee-consumer"), "keygen", "--out", f"{sw}/pool.key"]).strip()
+        acme_pk = run([os.path.join(args.bin, "ee-producer"), "keygen", "--out", f"{sw}/acme.key"]).strip()
+        stopic = "ee.requests.sdigits.small"
+        create_topic(args.bootstrap, stopic, 1)
+        with open(f"{sw}/w.ini", "w") as f:
+            f.write(f"[worker]\nclasses = small\nrequire_sealed = 1\nrequire_signed = 1\n"
+                    f"pool_key = {sw}/pool.key\nreplay_window_ms = 60000\nmetrics_port = 0\n"
+                    f"grace_ms = 500\n[model sdigits]\npath = {enc}\n"
+                    f"[tenant acme]\npublic_key = {acme_pk}\nmodels = sdigits\nclasses = small\n")
+        ws = Worker(args.bin, args.bootstrap, args.work, "wvis-sealed", [], ["--config", f"{sw}/w.ini"],
+                    threads=1)
+        try:
+            ws.wait_assigned(timeout=60)
+            few = images[:24]
+            cmd = [os.path.join(args.bin, "ee-producer"), "classify", "--bootstrap", args.bootstrap,
+                   "--model", "sdigits", "--key", key, "--plain-model", args.model, "--json",
+                   "--reply-to", f"replies-vision-sealed-{uuid.uuid4().hex[:8]}", "--timeout-ms", "60000",
+                   "--pool-pk", pool_pk, "--client-key", f"{sw}/acme.key", "--tenant", "acme"]
+            for im in few:
+                cmd += ["--image", im]
+            sres = {json.loads(x)["image"]: json.loads(x) for x in run(cmd).splitlines()}
+            assert set(sres) == set(few), f"{len(sres)} sealed results for {len(few)} images"
+            bad = [i for i in few if sres[i]["class"] != oracle[i]["class"]]
+            assert not bad, f"sealed predictions differ for {bad}"
+            raw = read_topic(args.bootstrap, stopic)
+            assert len(raw) >= len(few), f"{len(raw)} records on {stopic}"
+            assert not any(b"fmap" in v or b"classify" in v for v in raw), "a sealed record shows JSON"
+            # control: the same command unsealed is refused, and says why
+            plain_cmd = cmd[:cmd.index("--pool-pk")] + ["--image", few[0]]
+            r = subprocess.run(plain_cmd, capture_output=True, text=True)
+            assert r.returncode != 0 and "unauthenticated" in r.stderr, (r.returncode, r.stderr[-500:])
+        finally:
+            ws.stop()
+        print(f"  PASS sealed ({time.time() - t0:.1f}s): {len(few)} images through a worker with "
+              f"require_sealed and require_signed: predictions equal the plaintext ones; the "
+              f"{len(raw)} records on {stopic} hold no feature map or task name; unsealed: "
+              f"refused (unauthenticated)", flush=True)
     except Exception as e:  # noqa: BLE001
         failures += 1
         print(f"  FAIL: {e}", flush=True)
