@@ -4,8 +4,8 @@
  * PLAINTEXT classifier run here, its feature map encrypted with the key
  * (ee_cnn_cipher) and sent as a classify job; a worker runs the encrypted
  * rest of the network and returns encrypted class scores, decrypted here.
- * The image and the stem never leave this process; what a worker can
- * learn from the feature map is measured in docs/SECURITY.md (row 5). */
+ * The image and the stem never leave this process, but the feature map
+ * that does gives the image away (docs/SECURITY.md rows 5 and 5b). */
 #include "prod_client.h"
 #include "prod_cmds.h"
 #include "prod_collect.h"
@@ -39,8 +39,10 @@ static const char *USAGE =
     "  bright ink on dark, as the digits set; --invert for dark ink on a light page.\n"
     "  Prints one line per image: FILE: LABEL (class K, score S); --json: one object\n"
     "  per image with the scores and the encrypted scores the worker returned.\n"
-    "  What a worker sees is the encrypted feature map; docs/SECURITY.md row 5 says\n"
-    "  what it can reconstruct from it, by adversary class. Sealed jobs\n"
+    "  What a worker sees is the encrypted feature map, and it gives the image\n"
+    "  away: a worker with the public weights rebuilds every test digit exactly;\n"
+    "  one without them reads 96.7% of them by blind deconvolution\n"
+    "  (docs/SECURITY.md rows 5, 5b; make security-report). Sealed jobs\n"
     "  (docs/PROTOCOL.md) keep the map from the broker and other tenants.\n"
     "\n" PROD_EXIT_HELP;
 

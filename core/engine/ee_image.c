@@ -1,7 +1,9 @@
 #include "ee_image.h"
 
+#include <errno.h>
 #include <stb_image.h>
 #include <stb_image_resize.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,10 @@ static const char *stb_reason(void) {
 int ee_image_load_grey(const char *path, int h, int w, bool invert, float *out,
                        ee_image_info *info, ee_err *err) {
     if (h < 1 || w < 1) return ee_err_set(err, "invalid model input size %dx%d", w, h);
+    /* stb_image says only "can't fopen": name the reason ourselves. */
+    FILE *f = fopen(path, "rb");
+    if (!f) return ee_err_set(err, "cannot open %s: %s", path, strerror(errno));
+    fclose(f);
     int sw, sh, sc;
     if (!stbi_info(path, &sw, &sh, &sc))
         return ee_err_set(err, "%s: not an image stb_image reads (%s)", path,
