@@ -53,7 +53,7 @@ static void print_result(const prod_client *cl, const char *image, const prod_jo
     const ee_proto_reply *f = &j->final;
     const int nc = (int)f->n_scores, k = ee_cnn_argmax(j->scores, nc);
     char lb[16];
-    const char *label = prod_client_class_label(cl, k, lb);
+    const char *label = ee_cnn_class_label(cl->gguf, k, lb);
     if (!json) {
         printf("%s: %s (class %d, score %.4f)\n", image, label, k, j->scores[k]);
         return;
@@ -98,9 +98,7 @@ int prod_cmd_classify(int argc, char **argv) {
     prod_tracker tr = {0};
     prod_print pr = {0};
     prod_collect col = {0};
-    prod_prompt *pp = NULL;
-    char **ids = NULL, **bodies = NULL;
-    const char **topics = NULL;
+    prod_batch jb = {0};
     size_t n = 0;
     int rc = PROD_EXIT_USAGE;
     if (cli_parse(argc, argv, f, NF, &err) || prod_common_parse(&c, f, NF, 60000, &err) ||
@@ -120,37 +118,24 @@ int prod_cmd_classify(int argc, char **argv) {
         goto done;
     }
     n = f[IMAGE].n_values;
-    pp = calloc(n, sizeof *pp);
-    ids = calloc(n, sizeof *ids);
-    bodies = calloc(n, sizeof *bodies);
-    topics = calloc(n, sizeof *topics);
-    if (!pp || !ids || !bodies || !topics) {
-        ee_err_set(&err, "out of memory");
-        goto done;
-    }
     /* Every image is read and encrypted before anything is sent: a bad file
      * stops the command without half the jobs in flight. */
-    for (size_t i = 0; i < n; i++) {
-        char jid[32];
-        if (prod_random_job_id(jid, &err) || !(ids[i] = strdup(jid)) ||
-            prod_prompt_make(&pp[i], &cl, f[IMAGE].values[i], &g, &err)) {
-            if (!ids[i] && !err.msg[0]) ee_err_set(&err, "out of memory");
-            ee_err_wrap(&err, "--image %s", f[IMAGE].values[i]);
-            goto done;
-        }
-        topics[i] = pp[i].topic;
+    size_t bad;
+    if (prod_batch_make(&jb, &cl, f[IMAGE].values, n, &g, &bad, &err)) {
+        ee_err_wrap(&err, "--image %s", f[IMAGE].values[bad]);
+        goto done;
     }
     double deadline = ee_now_ms() + (double)c.timeout_ms;
-    rc = prod_session_open(&ss, &c, topics, n, true, (int)c.timeout_ms, deadline, &err);
+    rc = prod_session_open(&ss, &c, jb.topics, n, true, (int)c.timeout_ms, deadline, &err);
     if (rc) goto done;
     pr = (prod_print){.cl = &cl, .quiet = true};
     col = (prod_collect){.rep = &ss.rep, .tr = &tr, .cl = &cl, .pr = &pr, .cap = &ss.cap};
-    prod_run_spec sp = {.cl = &cl, .g = &g, .reply_to = c.reply_to, .pp = pp, .ids = ids,
-                        .bodies = bodies, .n = n, .wait = true, .timeout_ms = c.timeout_ms};
+    prod_run_spec sp = {.cl = &cl, .g = &g, .reply_to = c.reply_to, .pp = jb.pp, .ids = jb.ids,
+                        .bodies = jb.bodies, .n = n, .wait = true, .timeout_ms = c.timeout_ms};
     rc = prod_run(&sp, &ss, &col, deadline, &err);
     size_t failed = 0;
     for (size_t i = 0; i < n; i++) {
-        prod_job *j = prod_tracker_find(&tr, ids[i]);
+        prod_job *j = prod_tracker_find(&tr, jb.ids[i]);
         if (!j || j->state != PROD_JOB_OK || !j->scores) {
             failed++;
             const char *code = j && j->final.id && !j->final.ok
@@ -169,12 +154,7 @@ done:
     if (err.msg[0] && rc != PROD_EXIT_OK) prod_fail("classify", rc, err.msg);
     prod_session_close(&ss);
     prod_tracker_free(&tr);
-    for (size_t i = 0; i < n; i++) {
-        if (pp) prod_prompt_free(&pp[i]);
-        if (ids) free(ids[i]);
-        if (bodies) free(bodies[i]);
-    }
-    free(pp), free(ids), free(bodies), free(topics);
+    prod_batch_free(&jb);
     prod_client_close(&cl);
     cli_flags_free(f, NF);
     return rc;

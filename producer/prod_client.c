@@ -194,10 +194,3 @@ int prod_client_decrypt_scores(const prod_client *c, const float *enc, size_t n,
     ee_cnn_scores_decrypt(&c->cc, enc, out);
     return 0;
 }
-
-const char *prod_client_class_label(const prod_client *c, int k, char buf[16]) {
-    const ee_gguf_kv *kv = ee_gguf_get_arr(c->gguf, "eecnn.class_labels", EE_GGUF_STRING, NULL);
-    if (kv && k >= 0 && (uint64_t)k < kv->n) return kv->strs[k];
-    snprintf(buf, 16, "%d", k);
-    return buf;
-}

@@ -69,9 +69,6 @@ int prod_client_image_fmap(const prod_client *c, const char *path, bool invert, 
 /* Encrypted class scores -> plaintext order (out holds n). */
 int prod_client_decrypt_scores(const prod_client *c, const float *enc, size_t n, float *out,
                                ee_err *err);
-/* The label of class k (the plaintext model's eecnn.class_labels, else
- * its number in buf). */
-const char *prod_client_class_label(const prod_client *c, int k, char buf[16]);
 
 /* Encrypted output ids -> plaintext ids (out holds n); fails naming the
  * index of an id outside the vocabulary. */

@@ -122,8 +122,9 @@ int prod_cmd_index(int argc, char **argv) {
     prod_collect col = {0};
     doc *docs = NULL;
     size_t n = 0;
-    prod_prompt *pp = NULL;
-    char **ids = NULL, **bodies = NULL, *topic = NULL;
+    prod_batch jb = {0};
+    const char **texts = NULL;
+    char *topic = NULL;
     int rc = PROD_EXIT_USAGE;
     if (cli_parse(argc, argv, f, NF, &err) || prod_common_parse(&c, f, NF, 300000, &err) ||
         prod_gen_parse(&g, f, NF, &c, &err) || prod_common_require(&c, &err))
@@ -167,28 +168,18 @@ int prod_cmd_index(int argc, char **argv) {
     }
     if (read_docs(f[DOCS].value, f[PREFIX].present ? f[PREFIX].value : "doc-", &docs, &n, &err))
         goto done;
-    pp = calloc(n, sizeof *pp);
-    ids = calloc(n, sizeof *ids);
-    bodies = calloc(n, sizeof *bodies);
-    const char **topics = calloc(n, sizeof *topics);
-    if (!pp || !ids || !bodies || !topics) {
-        free(topics);
+    texts = malloc(sizeof *texts * (n ? n : 1));
+    if (!texts) {
         ee_err_set(&err, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        char jid[32];
-        if (prod_random_job_id(jid, &err) || !(ids[i] = strdup(jid)) ||
-            prod_prompt_make(&pp[i], &cl, docs[i].text, &g, &err)) {
-            if (!ids[i] && !err.msg[0]) ee_err_set(&err, "out of memory");
-            ee_err_wrap(&err, "document %s", docs[i].id);
-            free(topics);
-            goto done;
-        }
-        topics[i] = pp[i].topic;
+    for (size_t i = 0; i < n; i++) texts[i] = docs[i].text;
+    size_t bad;
+    if (prod_batch_make(&jb, &cl, texts, n, &g, &bad, &err)) {
+        ee_err_wrap(&err, "document %s", docs[bad].id);
+        goto done;
     }
-    rc = prod_session_open(&ss, &c, topics, n, true, (int)c.timeout_ms, deadline, &err);
-    free(topics);
+    rc = prod_session_open(&ss, &c, jb.topics, n, true, (int)c.timeout_ms, deadline, &err);
     if (rc) goto done;
     rc = PROD_EXIT_KAFKA;
     if (prod_admin_ensure_topic_ex(ss.producer, &ss.cap, c.kafka.bootstrap, topic, 1, -1,
@@ -196,12 +187,12 @@ int prod_cmd_index(int argc, char **argv) {
         goto done;
     pr = (prod_print){.cl = &cl, .quiet = true};
     col = (prod_collect){.rep = &ss.rep, .tr = &tr, .cl = &cl, .pr = &pr, .cap = &ss.cap};
-    prod_run_spec sp = {.cl = &cl, .g = &g, .reply_to = c.reply_to, .pp = pp, .ids = ids,
-                        .bodies = bodies, .n = n, .wait = true, .timeout_ms = c.timeout_ms};
+    prod_run_spec sp = {.cl = &cl, .g = &g, .reply_to = c.reply_to, .pp = jb.pp, .ids = jb.ids,
+                        .bodies = jb.bodies, .n = n, .wait = true, .timeout_ms = c.timeout_ms};
     rc = prod_run(&sp, &ss, &col, deadline, &err);
     size_t ok = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
-        prod_job *j = prod_tracker_find(&tr, ids[i]);
+        prod_job *j = prod_tracker_find(&tr, jb.ids[i]);
         if (!j || j->state != PROD_JOB_OK || !j->final.embedding) {
             failed++;
             const char *why = j && j->final.error_message ? j->final.error_message
@@ -225,7 +216,7 @@ int prod_cmd_index(int argc, char **argv) {
         }
         ok++;
         if (c.json)
-            printf("{\"event\":\"indexed\",\"id\":\"%s\",\"tokens\":%zu}\n", docs[i].id, pp[i].n);
+            printf("{\"event\":\"indexed\",\"id\":\"%s\",\"tokens\":%zu}\n", docs[i].id, jb.pp[i].n);
         else
             printf("%s\n", docs[i].id);
     }
@@ -242,13 +233,9 @@ done:
     if (err.msg[0] && rc != PROD_EXIT_OK) prod_fail("index", rc, err.msg);
     prod_session_close(&ss);
     prod_tracker_free(&tr);
-    for (size_t i = 0; i < n; i++) {
-        if (pp) prod_prompt_free(&pp[i]);
-        if (ids) free(ids[i]);
-        if (bodies) free(bodies[i]);
-        if (docs) free(docs[i].id), free(docs[i].text);
-    }
-    free(pp), free(ids), free(bodies), free(docs), free(topic);
+    prod_batch_free(&jb);
+    for (size_t i = 0; docs && i < n; i++) free(docs[i].id), free(docs[i].text);
+    free(texts), free(docs), free(topic);
     prod_client_close(&cl);
     cli_flags_free(f, NF);
     return rc;

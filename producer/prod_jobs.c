@@ -1,5 +1,7 @@
 #include "prod_jobs.h"
 
+#include "prod_ids.h"
+
 #include "ee_clock.h"
 
 #include <stdlib.h>
@@ -60,4 +62,41 @@ char *prod_request_json(const prod_client *cl, const prod_prompt *pp, const char
     };
     if (deadline_ms) *deadline_ms = r.deadline_ms;
     return ee_proto_request_to_json(&r, err);
+}
+
+int prod_batch_make(prod_batch *b, const prod_client *cl, const char *const *texts, size_t n,
+                    const prod_gen_opts *g, size_t *failed, ee_err *err) {
+    memset(b, 0, sizeof *b);
+    *failed = 0;
+    b->n = n;
+    b->pp = calloc(n ? n : 1, sizeof *b->pp);
+    b->ids = calloc(n ? n : 1, sizeof *b->ids);
+    b->bodies = calloc(n ? n : 1, sizeof *b->bodies);
+    b->topics = calloc(n ? n : 1, sizeof *b->topics);
+    if (!b->pp || !b->ids || !b->bodies || !b->topics) {
+        prod_batch_free(b);
+        return ee_err_set(err, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        char jid[32];
+        if (prod_random_job_id(jid, err) || !(b->ids[i] = strdup(jid)) ||
+            prod_prompt_make(&b->pp[i], cl, texts[i], g, err)) {
+            if (!b->ids[i] && !err->msg[0]) ee_err_set(err, "out of memory");
+            *failed = i;
+            prod_batch_free(b);
+            return -1;
+        }
+        b->topics[i] = b->pp[i].topic;
+    }
+    return 0;
+}
+
+void prod_batch_free(prod_batch *b) {
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->pp) prod_prompt_free(&b->pp[i]);
+        if (b->ids) free(b->ids[i]);
+        if (b->bodies) free(b->bodies[i]);
+    }
+    free(b->pp), free(b->ids), free(b->bodies), free(b->topics);
+    memset(b, 0, sizeof *b);
 }

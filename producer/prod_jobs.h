@@ -44,6 +44,22 @@ int prod_prompt_make(prod_prompt *pp, const prod_client *cl, const char *text,
                      const prod_gen_opts *g, ee_err *err);
 void prod_prompt_free(prod_prompt *pp);
 
+/* n jobs made from n texts (prompts, documents, image paths) under g: a
+ * random id each, its prompt (prod_prompt_make) and topic; bodies are
+ * filled by prod_run. On failure *failed is the index of the text that
+ * failed (err says why) and the batch is freed. */
+typedef struct prod_batch {
+    prod_prompt *pp;     /* [n] */
+    char **ids;          /* [n] */
+    char **bodies;       /* [n] */
+    const char **topics; /* [n] pp[i].topic */
+    size_t n;
+} prod_batch;
+
+int prod_batch_make(prod_batch *b, const prod_client *cl, const char *const *texts, size_t n,
+                    const prod_gen_opts *g, size_t *failed, ee_err *err);
+void prod_batch_free(prod_batch *b);
+
 /* The request body for job id (malloc'd JSON); the deadline is taken
  * from the clock now and returned in *deadline_ms (may be NULL). When
  * sealing, the body names the job's reply key (reply_pk). */

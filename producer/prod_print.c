@@ -195,7 +195,7 @@ static json_t *result_json(const prod_print *p, const prod_job *j, ee_err *err, 
         int k = ee_cnn_argmax(j->scores, (int)f->n_scores);
         char lb[16];
         json_object_set_new(o, "class", json_integer(k));
-        json_object_set_new(o, "label", json_string(prod_client_class_label(p->cl, k, lb)));
+        json_object_set_new(o, "label", json_string(ee_cnn_class_label(p->cl->gguf, k, lb)));
         json_object_set_new(o, "scores", a);
         json_object_set_new(o, "encrypted_scores", ea);
         json_t *t = json_object();
@@ -295,7 +295,7 @@ int prod_print_result(prod_print *p, prod_job *j, ee_err *err) {
         int k = ee_cnn_argmax(j->scores, (int)f->n_scores);
         char lb[16];
         if (p->multi) printf("%s: ", j->id);
-        printf("%s\n", prod_client_class_label(p->cl, k, lb));
+        printf("%s\n", ee_cnn_class_label(p->cl->gguf, k, lb));
         fflush(stdout);
         return 0;
     }

@@ -8,6 +8,7 @@
 #include "ee_conv.h"
 #include "ee_quant.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,4 +205,11 @@ int ee_cnn_argmax(const float *scores, int n) {
     for (int i = 1; i < n; i++)
         if (scores[i] > scores[best]) best = i;
     return best;
+}
+
+const char *ee_cnn_class_label(const ee_gguf *g, int k, char buf[16]) {
+    const ee_gguf_kv *kv = ee_gguf_get_arr(g, "eecnn.class_labels", EE_GGUF_STRING, NULL);
+    if (kv && k >= 0 && (uint64_t)k < kv->n) return kv->strs[k];
+    snprintf(buf, 16, "%d", k);
+    return buf;
 }

@@ -77,6 +77,11 @@ int ee_cnn_classify_fmaps(const ee_cnn_model *m, const float *fmaps, int n, floa
 int ee_cnn_classify_images(const ee_cnn_model *m, const float *images, int n, float *logits,
                            ee_err *err);
 
+/* The name of class k: g's eecnn.class_labels entry, else k's number
+ * written into buf (an encrypted file's labels are placeholders: ask the
+ * plaintext file). */
+const char *ee_cnn_class_label(const ee_gguf *g, int k, char buf[16]);
+
 /* Index of the largest of n scores (the first on ties). */
 int ee_cnn_argmax(const float *scores, int n);
 

@@ -48,10 +48,9 @@ static void im2col(double *cols, const float *in, int n, int c, int h, int w, in
 }
 
 /* One block's conv + ReLU on n maps: out [n][c_out][h][w]. */
-static void conv_relu_batch(const ee_cnn_block *b, const float *in, int n, float *out,
-                            double *cols, double *wd, double *prod) {
+static void conv_relu_batch(const ee_cnn_block *b, const double *wd, const float *in, int n,
+                            float *out, double *cols, double *prod) {
     const int K = b->c_in * b->k * b->k, hw = b->h * b->w;
-    for (size_t q = 0; q < (size_t)b->c_out * K; q++) wd[q] = b->weight[q];
     im2col(cols, in, n, b->c_in, b->h, b->w, b->k);
     /* prod [n*hw][c_out] = cols [n*hw][K] . W^T (W is [c_out][K]) */
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * hw, b->c_out, K, 1.0, cols, K, wd, K,
@@ -72,14 +71,16 @@ static void conv_relu_batch(const ee_cnn_block *b, const float *in, int n, float
  * at a time; make bench-cnn). */
 #define CHUNK 16
 
-/* Scratch for CHUNK maps, sized for the largest block the worker runs;
- * allocated once per call and reused by every chunk (allocating it per
- * chunk put glibc's large blocks, mmap'd, through page faults on every
- * chunk: 2.5x the time, measured with make bench-cnn). */
+/* Scratch for CHUNK maps, sized for the largest block the worker runs,
+ * and the weights in double; made once per call and reused by every chunk
+ * (allocating it per chunk put glibc's large blocks, mmap'd, through page
+ * faults on every chunk: 2.5x the time, measured with make bench-cnn). */
 typedef struct scratch {
     float *a, *t;      /* activations [CHUNK][map] */
     double *cols;      /* im2col rows [CHUNK][cols] (also the head's input) */
-    double *wd;        /* a weight in double [wts] */
+    double *wd;        /* every block's weight after the stem, then the head's, in double */
+    const double *w[EE_CNN_MAX_BLOCKS]; /* block l's weight inside wd (l >= 1) */
+    const double *head;                 /* the head's weight inside wd */
     double *prod;      /* products [CHUNK][prod] */
 } scratch;
 
@@ -92,7 +93,7 @@ static int scratch_alloc(scratch *sc, const ee_cnn_model *m, ee_err *err) {
         if (hw * b->c_out > map) map = hw * b->c_out;
         if (l == 0) continue; /* block 0's conv is the stem: never run here */
         if (hw * K > cols) cols = hw * K;
-        if ((size_t)b->c_out * K > wts) wts = (size_t)b->c_out * K;
+        wts += (size_t)b->c_out * K;
         if (hw * b->c_out > prod) prod = hw * b->c_out;
     }
     sc->a = malloc(sizeof(float) * map * CHUNK);
@@ -100,7 +101,19 @@ static int scratch_alloc(scratch *sc, const ee_cnn_model *m, ee_err *err) {
     sc->cols = malloc(sizeof(double) * cols * CHUNK);
     sc->wd = malloc(sizeof(double) * wts);
     sc->prod = malloc(sizeof(double) * prod * CHUNK);
-    if (sc->a && sc->t && sc->cols && sc->wd && sc->prod) return 0;
+    if (sc->a && sc->t && sc->cols && sc->wd && sc->prod) {
+        double *d = sc->wd;
+        for (int l = 1; l < m->hp.n_block; l++) {
+            const ee_cnn_block *b = &m->blocks[l];
+            const size_t nw = (size_t)b->c_out * b->c_in * b->k * b->k;
+            for (size_t q = 0; q < nw; q++) d[q] = b->weight[q];
+            sc->w[l] = d;
+            d += nw;
+        }
+        for (size_t q = 0; q < (size_t)nc * m->n_feat; q++) d[q] = m->head_w[q];
+        sc->head = d;
+        return 0;
+    }
     free(sc->a), free(sc->t), free(sc->cols), free(sc->wd), free(sc->prod);
     return ee_err_set(err, "out of memory for the activations of %d feature maps", CHUNK);
 }
@@ -125,16 +138,15 @@ static void classify_chunk(const ee_cnn_model *m, const float *fmaps, int n, flo
             t = s;
         }
         if (l + 1 == L) break;
-        conv_relu_batch(&m->blocks[l + 1], a, n, t, sc->cols, sc->wd, sc->prod);
+        conv_relu_batch(&m->blocks[l + 1], sc->w[l + 1], a, n, t, sc->cols, sc->prod);
         float *s = a;
         a = t;
         t = s;
     }
     /* head: logits [n][nc] = feat [n][n_feat] . W^T + b, features in (c, y, x) order */
     for (size_t q = 0; q < (size_t)n * m->n_feat; q++) sc->cols[q] = a[q];
-    for (size_t q = 0; q < (size_t)nc * m->n_feat; q++) sc->wd[q] = m->head_w[q];
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nc, m->n_feat, 1.0, sc->cols,
-                m->n_feat, sc->wd, m->n_feat, 0.0, sc->prod, nc);
+                m->n_feat, sc->head, m->n_feat, 0.0, sc->prod, nc);
     for (int i = 0; i < n; i++)
         for (int c = 0; c < nc; c++)
             logits[(size_t)i * nc + c] = (float)(sc->prod[(size_t)i * nc + c] + m->head_b[c]);
@@ -143,7 +155,7 @@ static void classify_chunk(const ee_cnn_model *m, const float *fmaps, int n, flo
 int ee_cnn_classify_fmaps(const ee_cnn_model *m, const float *fmaps, int n, float *logits,
                           ee_err *err) {
     if (n <= 0) return 0;
-    scratch sc;
+    scratch sc = {0};
     if (scratch_alloc(&sc, m, err)) return -1;
     const size_t fl = ee_cnn_fmap_len(m);
     for (int i = 0; i < n; i += CHUNK) {

@@ -17,21 +17,19 @@ static const char *stb_reason(void) {
 int ee_image_load_grey(const char *path, int h, int w, bool invert, float *out,
                        ee_image_info *info, ee_err *err) {
     if (h < 1 || w < 1) return ee_err_set(err, "invalid model input size %dx%d", w, h);
-    /* stb_image says only "can't fopen": name the reason ourselves. */
+    /* Opened here, once: stb_image alone would say only "can't fopen". */
     FILE *f = fopen(path, "rb");
     if (!f) return ee_err_set(err, "cannot open %s: %s", path, strerror(errno));
-    fclose(f);
     int sw, sh, sc;
-    if (!stbi_info(path, &sw, &sh, &sc))
-        return ee_err_set(err, "%s: not an image stb_image reads (%s)", path,
-                          stb_reason());
-    if (sw < 1 || sh < 1 || sw > EE_IMAGE_MAX_SIDE || sh > EE_IMAGE_MAX_SIDE)
-        return ee_err_set(err, "%s: %dx%d pixels (at most %d a side)", path, sw, sh,
-                          EE_IMAGE_MAX_SIDE);
-    unsigned char *px = stbi_load(path, &sw, &sh, &sc, 1); /* 1: grey (luma) */
-    if (!px)
-        return ee_err_set(err, "%s: cannot decode (%s)", path,
-                          stb_reason());
+    unsigned char *px = NULL;
+    if (!stbi_info_from_file(f, &sw, &sh, &sc)) /* reads the header and rewinds */
+        ee_err_set(err, "%s: not an image stb_image reads (%s)", path, stb_reason());
+    else if (sw < 1 || sh < 1 || sw > EE_IMAGE_MAX_SIDE || sh > EE_IMAGE_MAX_SIDE)
+        ee_err_set(err, "%s: %dx%d pixels (at most %d a side)", path, sw, sh, EE_IMAGE_MAX_SIDE);
+    else if (!(px = stbi_load_from_file(f, &sw, &sh, &sc, 1))) /* 1: grey (luma) */
+        ee_err_set(err, "%s: cannot decode (%s)", path, stb_reason());
+    fclose(f);
+    if (!px) return -1;
     float *grey = malloc(sizeof(float) * (size_t)sw * sh);
     if (!grey) {
         stbi_image_free(px);

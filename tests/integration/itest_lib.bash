@@ -3,7 +3,7 @@
 # a 1-node Apache Kafka 3.9 on loopback unless one is running (then use it
 # and leave it running), make a work directory ($work), and on exit stop
 # this test's workers (ee-consumer processes whose command line contains
-# WORKER_PATTERN), remove $work and stop the cluster if we started it.
+# WORKER_PATTERN; empty: the test stops its own), remove $work and stop the cluster if we started it.
 # Sets ROOT, K (scripts/kafka.sh), PY (the test venv's python) and work.
 itest_setup() {
     local name=$1
@@ -24,7 +24,7 @@ itest_setup() {
 }
 
 itest_cleanup() {
-    pkill -TERM -f "$ITEST_PATTERN" 2>/dev/null || true
+    if [ -n "$ITEST_PATTERN" ]; then pkill -TERM -f "$ITEST_PATTERN" 2>/dev/null || true; fi
     rm -rf "$work"
     if ((ITEST_STARTED)); then bash "$K" down || true; fi
 }

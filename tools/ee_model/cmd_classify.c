@@ -100,13 +100,6 @@ static json_t *floats_json(const float *v, size_t n) {
     return a;
 }
 
-static const char *label_of(const ee_gguf *g, int c, char buf[16]) {
-    const ee_gguf_kv *kv = ee_gguf_get_arr(g, "eecnn.class_labels", EE_GGUF_STRING, NULL);
-    if (kv && (uint64_t)c < kv->n) return kv->strs[c];
-    snprintf(buf, 16, "%d", c);
-    return buf;
-}
-
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
@@ -288,7 +281,7 @@ int cmd_classify(int argc, char **argv) {
             const float *sc = dec + (size_t)i * nc;
             int p = ee_cnn_argmax(sc, nc);
             char lb[16];
-            const char *label = label_of(encrypted ? pg : g, p, lb);
+            const char *label = ee_cnn_class_label(encrypted ? pg : g, p, lb);
             if (f[JSON].present) {
                 json_t *r = json_object();
                 json_object_set_new(r, "image", json_string(f[IMAGE].values[i]));
